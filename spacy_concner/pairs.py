@@ -1,5 +1,108 @@
 """Paired training data: an English Doc and its translation, kept in the same batch.
 
-The pair key travels in `doc.user_data[PAIR_KEY]` (DocBins store user data).
+The pair key travels in `doc.user_data[PAIR_KEY]` (DocBins store user data): a source
+sentence and its translation carry the same value.
 """
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+from spacy.util import minibatch, registry
+
 PAIR_KEY = "concner_pair"
+Item = Union[Example, Doc]
+
+
+def pair_key(item: Item) -> Optional[Hashable]:
+    """The pair key of a Doc, or of an Example's reference Doc (None if unpaired)."""
+    doc = item.reference if isinstance(item, Example) else item
+    return doc.user_data.get(PAIR_KEY)
+
+
+def partner_rows(keys: List[Optional[Hashable]]) -> List[int]:
+    """For each row, the first other row with the same key, or -1 if there is none."""
+    rows_by_key: Dict[Hashable, List[int]] = defaultdict(list)
+    for row, key in enumerate(keys):
+        if key is not None:
+            rows_by_key[key].append(row)
+    partners = []
+    for row, key in enumerate(keys):
+        others = [r for r in rows_by_key.get(key, []) if r != row] if key is not None else []
+        partners.append(others[0] if others else -1)
+    return partners
+
+
+@registry.readers("spacy_concner.PairedCorpus.v1")
+def create_paired_corpus(
+    source: Path,
+    translation: Optional[Path] = None,
+    gold_preproc: bool = False,
+    max_length: int = 0,
+    limit: int = 0,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from a source DocBin and, optionally, its translation DocBin, each
+    translation yielded right after its source. Arguments as in spacy.Corpus.v1,
+    applied to each file."""
+    return PairedCorpus(source, translation, gold_preproc, max_length, limit)
+
+
+class PairedCorpus:
+    def __init__(
+        self,
+        source: Path,
+        translation: Optional[Path],
+        gold_preproc: bool,
+        max_length: int,
+        limit: int,
+    ):
+        options = dict(gold_preproc=gold_preproc, max_length=max_length, limit=limit)
+        self.source = Corpus(source, **options)
+        self.translation = Corpus(translation, **options) if translation else None
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        translations: Dict[Optional[Hashable], List[Example]] = defaultdict(list)
+        if self.translation is not None:
+            for eg in self.translation(nlp):
+                translations[pair_key(eg)].append(eg)
+        for eg in self.source(nlp):
+            yield eg
+            key = pair_key(eg)
+            if key is not None:
+                yield from translations.pop(key, [])
+        for unmatched in translations.values():
+            yield from unmatched
+
+
+@registry.batchers("spacy_concner.pair_batcher.v1")
+def configure_pair_batcher(
+    size: int = 32, shuffle: bool = True, buffer: int = 100_000
+) -> Callable[[Iterable[Item]], Iterator[List[Item]]]:
+    """Batches of `size` pairs (a source and its translations; an unpaired item is a
+    group of its own). Pairs are formed within windows of `buffer` items, so that the
+    shuffled example list spaCy's training loop passes in is regrouped; with
+    `shuffle`, the pairs, not the items, are shuffled."""
+    if size < 1 or buffer < 1:
+        raise ValueError(f"pair_batcher needs size >= 1 and buffer >= 1, got {size}, {buffer}")
+
+    def batch_pairs(items: Iterable[Item]) -> Iterator[List[Item]]:
+        for window in minibatch(items, buffer):
+            groups = group_pairs(window)
+            if shuffle:
+                random.shuffle(groups)
+            for groups_batch in minibatch(groups, size):
+                yield [item for group in groups_batch for item in group]
+
+    return batch_pairs
+
+
+def group_pairs(items: List[Item]) -> List[List[Item]]:
+    """Items with the same pair key together, in order of first appearance."""
+    groups: Dict[Hashable, List[Item]] = {}
+    for i, item in enumerate(items):
+        key = pair_key(item)
+        groups.setdefault(("pair", key) if key is not None else ("single", i), []).append(item)
+    return list(groups.values())

@@ -1,0 +1,118 @@
+"""Shared fixtures: a tiny randomly initialised BERT built on the spot, and
+synthetic paired NER data."""
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PERSONS = ["Anna", "Boris", "Carla", "Dmitri", "Elena", "Farid"]
+PLACES = ["Paris", "Lagos", "Quito", "Oslo", "Hanoi", "Lima"]
+# (English template, "translation" template); {p} a person, {l} a place
+TEMPLATES = [
+    ("{p} lives in {l} .", "{p} wohnt in {l} ."),
+    ("yesterday {p} flew to {l} .", "gestern flog {p} nach {l} ."),
+    ("the mayor of {l} met {p} .", "der Bürgermeister von {l} traf {p} ."),
+    ("{p} said nothing .", "{p} sagte nichts ."),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with a word-piece vocabulary covering the synthetic
+    data, saved as an ordinary Hugging Face folder."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    words = {w.lower() for e, t in TEMPLATES for w in (e + " " + t).split() if "{" not in w}
+    words |= {w.lower() for w in PERSONS + PLACES}
+    chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyz0123456789.,"))
+    vocab = list(dict.fromkeys(SPECIAL_TOKENS + sorted(words) + chars + ["##" + c for c in chars]))
+    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    ).save_pretrained(out)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(out)
+    return out
+
+
+def synthetic_pairs(n_pairs: int, seed: int = 0):
+    """(English words, tags, translated words, tags) for n_pairs sentence pairs."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n_pairs):
+        en, tr = rng.choice(TEMPLATES)
+        fill = {"p": rng.choice(PERSONS), "l": rng.choice(PLACES)}
+        pairs.append((*tagged(en, fill), *tagged(tr, fill)))
+    return pairs
+
+
+def tagged(template: str, fill):
+    words, tags = [], []
+    for slot in template.split():
+        if slot in ("{p}", "{l}"):
+            words.append(fill[slot[1]])
+            tags.append("B-PER" if slot == "{p}" else "B-LOC")
+        else:
+            words.append(slot)
+            tags.append("O")
+    return words, tags
+
+
+@pytest.fixture(scope="session")
+def paired_docbins(tmp_path_factory):
+    """Paths of source and translation DocBins (24 pairs) and a dev DocBin."""
+    from spacy.tokens import Doc, DocBin
+    from spacy.training import iob_to_biluo, biluo_tags_to_spans
+    from spacy.vocab import Vocab
+
+    from spacy_concner.pairs import PAIR_KEY
+
+    def make_doc(vocab, words, tags, key):
+        doc = Doc(vocab, words=words)
+        doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags))
+        if key is not None:
+            doc.user_data[PAIR_KEY] = key
+        return doc
+
+    out = tmp_path_factory.mktemp("pairs")
+    vocab = Vocab()
+    source, translation, dev = (DocBin(store_user_data=True) for _ in range(3))
+    for i, (en, en_tags, tr, tr_tags) in enumerate(synthetic_pairs(24)):
+        source.add(make_doc(vocab, en, en_tags, f"synthetic:{i}"))
+        translation.add(make_doc(vocab, tr, tr_tags, f"synthetic:{i}"))
+    for en, en_tags, _, _ in synthetic_pairs(8, seed=1):
+        dev.add(make_doc(vocab, en, en_tags, None))
+    paths = {"source": out / "source.spacy", "translation": out / "translation.spacy",
+             "dev": out / "dev.spacy"}
+    source.to_disk(paths["source"])
+    translation.to_disk(paths["translation"])
+    dev.to_disk(paths["dev"])
+    return paths

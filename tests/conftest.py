@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny randomly initialised BERT built on the spot, and
 synthetic paired NER data."""
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,15 @@ TEMPLATES = [
     ("the mayor of {l} met {p} .", "der Bürgermeister von {l} traf {p} ."),
     ("{p} said nothing .", "{p} sagte nichts ."),
 ]
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The benchmark data folder: $SPACY_CONCNER_DATA, default ../shared/data next to the repo."""
+    path = Path(os.environ.get("SPACY_CONCNER_DATA", Path(__file__).parents[2] / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"benchmark data folder {path} not found: set SPACY_CONCNER_DATA to use the real corpora")
+    return path
 
 
 @pytest.fixture(scope="session")

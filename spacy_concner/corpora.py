@@ -1,0 +1,222 @@
+"""NER corpora in the CoNLL-2002, CoNLL-2003 and WikiANN (XTREME PAN-X) formats -> spaCy Docs.
+
+One token per line, a blank line between sentences, plain text or gzip:
+- conll2002: `word POS IOB2` (space separated)
+- conll2003: `word POS chunk NER` (space separated, IOB1 tags)
+- wikiann:   `word<TAB>IOB2` (the XTREME copies here carry no `lang:` prefix on words,
+             and a word such as `at:1994` is real text, so nothing is stripped)
+`-DOCSTART-` lines are dropped. Tags are normalised to IOB2 the way seqeval's default
+mode and conlleval count entities: an `I-X` that does not continue an X entity starts one.
+
+Every Doc carries `doc.user_data[PAIR_KEY] = "{corpus_id}:{sentence_index}"`, the index
+being the sentence's 0-based position in the file, so that samples and translations of a
+sentence keep its key.
+"""
+import gzip
+import os
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import typer
+from spacy.tokens import Doc, DocBin
+from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
+from spacy.vocab import Vocab
+
+from .pairs import PAIR_KEY
+
+FORMATS = ("conll2002", "conll2003", "wikiann")
+_COLUMNS = {"conll2002": 3, "conll2003": 4, "wikiann": 2}
+_SPACE_SEPARATED = {3: "conll2002", 4: "conll2003"}
+_TAG = re.compile(r"O|[BI]-\S+")
+_DOCSTART = "-DOCSTART-"
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be read or does not follow its format."""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int
+    words: Tuple[str, ...]
+    tags: Tuple[str, ...]  # IOB2
+
+
+def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
+    """All non-empty sentences of a corpus file, with IOB2 tags."""
+    path = Path(path)
+    lines = list(_numbered_lines(path))
+    if corpus_format == "auto":
+        corpus_format = detect_format(path, lines)
+    elif corpus_format not in FORMATS:
+        raise CorpusError(f"unknown format {corpus_format!r}: use auto or one of {', '.join(FORMATS)}")
+    sentences = []
+    for block in _blocks(lines):
+        rows = [_split_row(path, number, line, corpus_format) for number, line in block]
+        words = tuple(row[0] for row in rows)
+        tags = normalise_iob([row[-1] for row in rows])
+        sentences.append(Sentence(len(sentences), words, tuple(tags)))
+    return sentences
+
+
+def detect_format(path: Path, lines: Sequence[Tuple[int, str]]) -> str:
+    """The format of the first token line: a tab-separated pair, or 3 or 4 space-separated columns."""
+    for number, line in lines:
+        if line.strip() and not line.startswith(_DOCSTART):
+            if len(line.split("\t")) == 2:
+                return "wikiann"
+            n_columns = len(line.split(" "))
+            if n_columns in _SPACE_SEPARATED:
+                return _SPACE_SEPARATED[n_columns]
+            raise CorpusError(
+                f"{path}:{number}: cannot detect the format from {n_columns} columns "
+                f"(expected 2 tab-separated, 3 or 4 space-separated); pass the format explicitly"
+            )
+    raise CorpusError(f"{path}: no token lines, cannot detect the format")
+
+
+def normalise_iob(tags: Sequence[str]) -> List[str]:
+    """IOB1 (or IOB2 with stray I- tags) -> IOB2: an I-X not following ?-X becomes B-X."""
+    iob2 = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B" + tag[1:]
+        iob2.append(tag)
+        previous = tag
+    return iob2
+
+
+def sentence_to_doc(vocab: Vocab, sentence: Sentence, corpus_id: str, labelled: bool = True) -> Doc:
+    """A Doc of the sentence's words; entities set from its tags, or left missing if not labelled."""
+    doc = Doc(vocab, words=list(sentence.words), spaces=[True] * len(sentence.words))
+    if labelled:
+        doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(sentence.tags))
+    doc.user_data[PAIR_KEY] = f"{corpus_id}:{sentence.index}"
+    return doc
+
+
+def sample_sentences(
+    sentences: Sequence[Sentence], n_sents: Optional[int], seed: int
+) -> List[Sentence]:
+    """A seeded random sample of n_sents sentences in file order (all of them if n_sents is None or too big)."""
+    if n_sents is None or n_sents >= len(sentences):
+        return list(sentences)
+    chosen = random.Random(seed).sample(range(len(sentences)), n_sents)
+    return [sentences[i] for i in sorted(chosen)]
+
+
+def read_docs(
+    path: Path,
+    vocab: Vocab,
+    corpus_format: str = "auto",
+    n_sents: Optional[int] = None,
+    seed: int = 1,
+    max_sents: Optional[int] = None,
+    labelled: bool = True,
+    corpus_id: Optional[str] = None,
+) -> List[Doc]:
+    """The corpus as Docs: the first max_sents sentences, then a seeded sample of n_sents of them."""
+    path = Path(path)
+    sentences = read_sentences(path, corpus_format)[:max_sents]
+    corpus_id = corpus_id or corpus_name(path)
+    return [sentence_to_doc(vocab, s, corpus_id, labelled) for s in sample_sentences(sentences, n_sents, seed)]
+
+
+def corpus_name(path: Path) -> str:
+    """The default corpus id: the file name without .gz (esp.train, train-de.tsv)."""
+    name = Path(path).name
+    return name[: -len(".gz")] if name.endswith(".gz") else name
+
+
+def count_entities(docs: Iterable[Doc]) -> Counter:
+    """Entities per label."""
+    return Counter(ent.label_ for doc in docs for ent in doc.ents)
+
+
+def write_docbin(docs: Iterable[Doc], output: Path) -> None:
+    """Save the Docs (with their user data) as a DocBin, atomically."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp)
+    os.replace(tmp, output)
+
+
+def convert_cli(
+    input: Path = typer.Argument(..., help="Corpus file, plain or .gz"),
+    output: Path = typer.Argument(..., help="Output .spacy file (DocBin)"),
+    corpus_format: str = typer.Option("auto", "--format", help="auto, conll2002, conll2003 or wikiann"),
+    lang: str = typer.Option("xx", help="Language code of the vocab"),
+    n_sents: Optional[int] = typer.Option(None, min=1, help="Seeded random sample of this many sentences"),
+    seed: int = typer.Option(1, help="Seed of the sample"),
+    max_sents: Optional[int] = typer.Option(None, min=1, help="Read only the first this many sentences"),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Leave entities missing (unlabelled text)"),
+    corpus_id: Optional[str] = typer.Option(None, help="Prefix of the pair keys [default: file name without .gz]"),
+) -> None:
+    """Convert a CoNLL-2002/2003 or WikiANN file to a DocBin, optionally sampled and unlabelled."""
+    import spacy
+
+    try:
+        docs = read_docs(
+            input, spacy.blank(lang).vocab, corpus_format, n_sents=n_sents, seed=seed,
+            max_sents=max_sents, labelled=not no_labels, corpus_id=corpus_id,
+        )
+    except CorpusError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1)
+    write_docbin(docs, output)
+    typer.echo(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
+
+
+def _describe_counts(counts: Counter) -> str:
+    per_label = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    return f"{sum(counts.values())} entities" + (f" ({per_label})" if per_label else "")
+
+
+def _numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as file:
+            # decoded line by line so that an encoding error names its line
+            for number, raw in enumerate(file, start=1):
+                yield number, _decode(path, number, raw).rstrip("\r\n")
+    except (OSError, EOFError) as error:
+        raise CorpusError(f"{path}: cannot read: {error}") from error
+
+
+def _decode(path: Path, number: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf8")
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"{path}:{number}: not UTF-8 ({error.reason})") from error
+
+
+def _blocks(lines: Iterable[Tuple[int, str]]) -> Iterator[List[Tuple[int, str]]]:
+    """Groups of token lines between blank lines, -DOCSTART- lines dropped."""
+    block: List[Tuple[int, str]] = []
+    for number, line in lines:
+        if line.startswith(_DOCSTART):
+            continue
+        if line.strip():
+            block.append((number, line))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _split_row(path: Path, number: int, line: str, corpus_format: str) -> List[str]:
+    row = line.split("\t") if corpus_format == "wikiann" else line.split(" ")
+    if len(row) != _COLUMNS[corpus_format]:
+        raise CorpusError(
+            f"{path}:{number}: {len(row)} columns, expected {_COLUMNS[corpus_format]} for {corpus_format}: {line!r}"
+        )
+    if not _TAG.fullmatch(row[-1]):
+        raise CorpusError(f"{path}:{number}: invalid tag {row[-1]!r} (expected O, B-TYPE or I-TYPE)")
+    return row

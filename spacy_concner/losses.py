@@ -48,6 +48,7 @@ class LabelContrastiveLoss(ContrastiveLoss):
     def __call__(self, vectors: Floats2d, labels: Ints1d) -> Tuple[Floats2d, float]:
         _check_rows(vectors, labels, "labels")
         xp = get_array_module(vectors)
+        labels = xp.asarray(labels)  # labels made on the host, vectors on the device
         positives = labels[:, None] == labels[None, :]
         positives[xp.diag_indices(len(labels))] = False
         return supervised_contrastive(vectors, positives, self.temperature)
@@ -66,6 +67,7 @@ class TranslationContrastiveLoss(ContrastiveLoss):
     ) -> Tuple[Floats2d, float]:
         _check_rows(sentence_vectors, partners, "partners")
         xp = get_array_module(sentence_vectors)
+        partners = xp.asarray(partners)
         rows = xp.arange(len(partners))
         if bool(((partners < -1) | (partners >= len(partners))).any()):
             raise ValueError(
@@ -152,7 +154,7 @@ class DistillationLoss(OnePassLoss):
             return [], 0.0
         xp = get_array_module(guesses[0])
         lengths = [len(guess) for guess in guesses]
-        diffs = xp.concatenate(guesses) - xp.concatenate(truths)
+        diffs = xp.concatenate(guesses) - xp.concatenate([xp.asarray(t) for t in truths])
         weights = _token_weights(xp.ones(len(diffs), dtype=bool), lengths) / diffs.shape[1]
         weights = weights.astype(diffs.dtype)[:, None]
         value = float((weights * diffs * diffs).sum())
@@ -177,7 +179,7 @@ class SentenceCrossEntropy(OnePassLoss):
         xp = get_array_module(probs[0])
         lengths = [len(doc_probs) for doc_probs in probs]
         flat_probs = xp.concatenate(probs)
-        gold = xp.concatenate(truths).astype("int64", copy=False)
+        gold = xp.concatenate([xp.asarray(t) for t in truths]).astype("int64", copy=False)
         if bool((gold >= flat_probs.shape[1]).any() | (gold < -1).any()):
             raise ValueError(
                 f"gold label ids must be -1 or in [0, {flat_probs.shape[1] - 1}]"

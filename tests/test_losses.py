@@ -3,6 +3,7 @@ from importlib.metadata import entry_points
 import numpy
 import pytest
 from spacy.util import registry
+from thinc.api import get_current_ops
 
 from spacy_concner.losses import (
     DistillationLoss,
@@ -162,6 +163,37 @@ def test_gradient_matches_finite_differences():
         rise = loss.get_loss(shifted[0], labels) - loss.get_loss(shifted[1], labels)
         slope = rise / (2 * step)
         assert slope == pytest.approx(d_vectors[row, col], rel=1e-5, abs=1e-8)
+
+
+def test_device_vectors_with_host_labels():
+    """The pipeline's path: arrays from the current ops (cupy under require_gpu()),
+    labels, partners and gold made on the host as numpy arrays."""
+    ops = get_current_ops()
+    rng = numpy.random.default_rng(16)
+    host_vectors, labels = rng.normal(size=(14, 6)), rng.integers(0, 3, size=14)
+    partners = paired_partners(rng, 5, 4)
+    for loss, reference_fn, truths in [
+        (LabelContrastiveLoss(), reference.label_contrastive, labels),
+        (TranslationContrastiveLoss(), reference.translation_contrastive, partners),
+    ]:
+        d_vectors, value = loss(ops.asarray2f(host_vectors, dtype="float64"), truths)
+        expected_value, expected_grad = reference_fn(host_vectors, truths, 0.1)
+        assert_matches(value, expected_value)
+        assert_matches(ops.to_numpy(d_vectors), expected_grad)
+    logits = random_docs(rng, [4, 0, 3], 5)
+    gold = [rng.integers(-1, 5, size=len(x)) for x in logits]
+    device_probs = [ops.asarray2f(softmax(x), dtype="float64") for x in logits]
+    d_logits, value = SentenceCrossEntropy()(device_probs, gold)
+    expected_value, expected_grads = reference.sentence_cross_entropy(logits, gold)
+    assert_matches(value, expected_value)
+    assert_docs_match([ops.to_numpy(d) for d in d_logits], expected_grads)
+    teacher = [softmax(x) for x in random_docs(rng, [4, 0, 3], 5)]
+    d_guesses, value = DistillationLoss()(device_probs, teacher)
+    expected_value, expected_grads = reference.distillation(
+        [ops.to_numpy(p) for p in device_probs], teacher
+    )
+    assert_matches(value, expected_value)
+    assert_docs_match([ops.to_numpy(d) for d in d_guesses], expected_grads)
 
 
 def test_get_grad_and_get_loss_agree_with_call():

@@ -53,7 +53,8 @@ def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
     if corpus_format == "auto":
         corpus_format = detect_format(path, lines)
     elif corpus_format not in FORMATS:
-        raise CorpusError(f"unknown format {corpus_format!r}: use auto or one of {', '.join(FORMATS)}")
+        choices = ", ".join(FORMATS)
+        raise CorpusError(f"unknown format {corpus_format!r}: use auto or one of {choices}")
     sentences = []
     for block in _blocks(lines):
         rows = [_split_row(path, number, line, corpus_format) for number, line in block]
@@ -64,7 +65,7 @@ def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
 
 
 def detect_format(path: Path, lines: Sequence[Tuple[int, str]]) -> str:
-    """The format of the first token line: a tab-separated pair, or 3 or 4 space-separated columns."""
+    """The format of the first token line: 2 tab-separated or 3 or 4 space-separated columns."""
     for number, line in lines:
         if line.strip() and not line.startswith(_DOCSTART):
             if len(line.split("\t")) == 2:
@@ -92,7 +93,7 @@ def normalise_iob(tags: Sequence[str]) -> List[str]:
 
 
 def sentence_to_doc(vocab: Vocab, sentence: Sentence, corpus_id: str, labelled: bool = True) -> Doc:
-    """A Doc of the sentence's words; entities set from its tags, or left missing if not labelled."""
+    """A Doc of the sentence's words, entities set from its tags or left missing (unlabelled)."""
     doc = Doc(vocab, words=list(sentence.words), spaces=[True] * len(sentence.words))
     if labelled:
         doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(sentence.tags))
@@ -103,7 +104,7 @@ def sentence_to_doc(vocab: Vocab, sentence: Sentence, corpus_id: str, labelled: 
 def sample_sentences(
     sentences: Sequence[Sentence], n_sents: Optional[int], seed: int
 ) -> List[Sentence]:
-    """A seeded random sample of n_sents sentences in file order (all of them if n_sents is None or too big)."""
+    """A seeded sample of n_sents sentences in file order (all if n_sents is None or too big)."""
     if n_sents is None or n_sents >= len(sentences):
         return list(sentences)
     chosen = random.Random(seed).sample(range(len(sentences)), n_sents)
@@ -120,11 +121,12 @@ def read_docs(
     labelled: bool = True,
     corpus_id: Optional[str] = None,
 ) -> List[Doc]:
-    """The corpus as Docs: the first max_sents sentences, then a seeded sample of n_sents of them."""
+    """The corpus as Docs: of the first max_sents sentences, a seeded sample of n_sents."""
     path = Path(path)
     sentences = read_sentences(path, corpus_format)[:max_sents]
     corpus_id = corpus_id or corpus_name(path)
-    return [sentence_to_doc(vocab, s, corpus_id, labelled) for s in sample_sentences(sentences, n_sents, seed)]
+    sample = sample_sentences(sentences, n_sents, seed)
+    return [sentence_to_doc(vocab, sentence, corpus_id, labelled) for sentence in sample]
 
 
 def corpus_name(path: Path) -> str:
@@ -150,13 +152,23 @@ def write_docbin(docs: Iterable[Doc], output: Path) -> None:
 def convert_cli(
     input: Path = typer.Argument(..., help="Corpus file, plain or .gz"),
     output: Path = typer.Argument(..., help="Output .spacy file (DocBin)"),
-    corpus_format: str = typer.Option("auto", "--format", help="auto, conll2002, conll2003 or wikiann"),
+    corpus_format: str = typer.Option(
+        "auto", "--format", help="auto, conll2002, conll2003 or wikiann"
+    ),
     lang: str = typer.Option("xx", help="Language code of the vocab"),
-    n_sents: Optional[int] = typer.Option(None, min=1, help="Seeded random sample of this many sentences"),
+    n_sents: Optional[int] = typer.Option(
+        None, min=1, help="Seeded random sample of this many sentences"
+    ),
     seed: int = typer.Option(1, help="Seed of the sample"),
-    max_sents: Optional[int] = typer.Option(None, min=1, help="Read only the first this many sentences"),
-    no_labels: bool = typer.Option(False, "--no-labels", help="Leave entities missing (unlabelled text)"),
-    corpus_id: Optional[str] = typer.Option(None, help="Prefix of the pair keys [default: file name without .gz]"),
+    max_sents: Optional[int] = typer.Option(
+        None, min=1, help="Read only the first this many sentences"
+    ),
+    no_labels: bool = typer.Option(
+        False, "--no-labels", help="Leave entities missing (unlabelled text)"
+    ),
+    corpus_id: Optional[str] = typer.Option(
+        None, help="Prefix of the pair keys [default: file name without .gz]"
+    ),
 ) -> None:
     """Convert a CoNLL-2002/2003 or WikiANN file to a DocBin, optionally sampled and unlabelled."""
     import spacy
@@ -215,8 +227,11 @@ def _split_row(path: Path, number: int, line: str, corpus_format: str) -> List[s
     row = line.split("\t") if corpus_format == "wikiann" else line.split(" ")
     if len(row) != _COLUMNS[corpus_format]:
         raise CorpusError(
-            f"{path}:{number}: {len(row)} columns, expected {_COLUMNS[corpus_format]} for {corpus_format}: {line!r}"
+            f"{path}:{number}: {len(row)} columns, expected {_COLUMNS[corpus_format]} "
+            f"for {corpus_format}: {line!r}"
         )
     if not _TAG.fullmatch(row[-1]):
-        raise CorpusError(f"{path}:{number}: invalid tag {row[-1]!r} (expected O, B-TYPE or I-TYPE)")
+        raise CorpusError(
+            f"{path}:{number}: invalid tag {row[-1]!r} (expected O, B-TYPE or I-TYPE)"
+        )
     return row

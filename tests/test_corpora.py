@@ -199,7 +199,8 @@ def test_convert_cli_sample_without_labels(tmp_path):
 
 def test_convert_cli_reports_bad_input(tmp_path):
     (tmp_path / "bad.txt").write_text("a NN O\nb NN\n")
-    result = CliRunner().invoke(app, ["convert", str(tmp_path / "bad.txt"), str(tmp_path / "x.spacy")])
+    args = ["convert", str(tmp_path / "bad.txt"), str(tmp_path / "x.spacy")]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "bad.txt:2: 2 columns" in result.output
     assert not (tmp_path / "x.spacy").exists()
@@ -245,7 +246,8 @@ def raw_tag_sequences(path):
 )
 def test_entities_are_those_seqeval_finds_in_the_raw_tags(shared_data_dir, name):
     docs = read_docs(shared_data_dir / name, Vocab())
-    expected = Counter(label for label, _, _ in get_entities(raw_tag_sequences(shared_data_dir / name)))
+    seqeval_entities = get_entities(raw_tag_sequences(shared_data_dir / name))
+    expected = Counter(label for label, _, _ in seqeval_entities)
     assert count_entities(docs) == expected
 
 

@@ -126,19 +126,18 @@ def _warn_unknown_labels(gold: List[List[str]], pred: List[List[str]], desc: str
         )
 
 
-def evaluate(
-    nlp: Language, tests: Iterable[Tuple[str, Path]], system: str, batch_size: int = 64
-) -> Iterable[Dict]:
-    """One record per (language, test file), yielded as each file is done."""
-    for lang, path in tests:
-        desc = f"{system} {lang}"
-        scores = evaluate_docs(nlp, read_gold_docs(path, nlp), batch_size, desc)
-        msg.info(
-            f"{desc}: F1 {scores['f1']:.2f} (P {scores['precision']:.2f}, "
-            f"R {scores['recall']:.2f}) on {scores['n_sents']} sentences, "
-            f"{scores['n_gold_entities']} gold entities, {scores['words_per_second']:.0f} words/s"
-        )
-        yield {"system": system, "lang": lang, "test": str(path), **scores}
+def evaluate_file(
+    nlp: Language, lang: str, path: Path, system: str, batch_size: int = 64
+) -> Dict:
+    """The record of one test file: system, lang, test and the scores."""
+    desc = f"{system} {lang}"
+    scores = evaluate_docs(nlp, read_gold_docs(path, nlp), batch_size, desc)
+    msg.info(
+        f"{desc}: F1 {scores['f1']:.2f} (P {scores['precision']:.2f}, "
+        f"R {scores['recall']:.2f}) on {scores['n_sents']} sentences, "
+        f"{scores['n_gold_entities']} gold entities, {scores['words_per_second']:.0f} words/s"
+    )
+    return {"system": system, "lang": lang, "test": str(path), **scores}
 
 
 def markdown_table(records: List[Dict]) -> str:
@@ -167,14 +166,34 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(records: List[Dict], output_dir: Path, system: str) -> Tuple[Path, Path]:
-    """Write SYSTEM.json (a list of records) and SYSTEM.md into output_dir."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
+    """SYSTEM.json (a list of records) and SYSTEM.md in output_dir."""
     stem = re.sub(r"[^\w.-]", "_", system)
-    json_path, md_path = output_dir / f"{stem}.json", output_dir / f"{stem}.md"
+    return output_dir / f"{stem}.json", output_dir / f"{stem}.md"
+
+
+def write_results(records: List[Dict], output_dir: Path, system: str) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = result_paths(output_dir, system)
     write_atomic(json_path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
     write_atomic(md_path, markdown_table(records))
-    return json_path, md_path
+
+
+def reusable_records(json_path: Path, model: str) -> Dict[Tuple[str, str], Dict]:
+    """Records of an earlier run, by (lang, test), written after the last change to the
+    model directory and to their test file; none for an installed package (no mtimes)."""
+    if not json_path.exists() or not Path(model).is_dir():
+        return {}
+    written = json_path.stat().st_mtime
+    if any(p.stat().st_mtime > written for p in Path(model).rglob("*")):
+        return {}
+    return {
+        (r["lang"], r["test"]): r
+        for r in load_records([json_path])
+        if r.get("model") == model
+        and Path(r["test"]).is_file()
+        and Path(r["test"]).stat().st_mtime < written
+    }
 
 
 def load_records(paths: Iterable[Path]) -> List[Dict]:
@@ -250,6 +269,9 @@ def evaluate_cli(
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per nlp.pipe batch"),
+    resume: bool = typer.Option(
+        True, help="Keep the records of --output that are newer than MODEL and their test file"
+    ),
 ) -> None:
     """Score MODEL on test files: seqeval entity-level P/R/F1 overall and per type."""
     import spacy
@@ -259,14 +281,20 @@ def evaluate_cli(
         spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
     system = system or Path(model).name
+    kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
     records = []
-    for record in evaluate(nlp, parsed, system, batch_size):
+    for lang, path in parsed:
+        record = kept.get((lang, str(path)))
+        if record is None:
+            record = {**evaluate_file(nlp, lang, path, system, batch_size), "model": model}
+        else:
+            msg.info(f"{system} {lang}: F1 {record['f1']:.2f}, kept from {output}")
         records.append(record)
         if output is not None:  # after each file, so that a long run keeps what it did
-            json_path, md_path = write_results(records, output, system)
+            write_results(records, output, system)
     print(markdown_table(records))
     if output is not None:
-        msg.good(f"Wrote {json_path} and {md_path}")
+        msg.good("Wrote {} and {}".format(*result_paths(output, system)))
 
 
 def plot_cli(

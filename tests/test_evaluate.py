@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import spacy
@@ -117,6 +118,24 @@ def test_evaluate_command(model_dir, test_file, tmp_path):
     table = (out / "ruler.md").read_text()
     assert "| ruler | es | 50.00 | 40.00 | 44.44 |" in table
     assert table in result.output
+
+
+def test_evaluate_resumes_only_while_inputs_are_unchanged(model_dir, test_file, tmp_path):
+    test_copy = tmp_path / "test.spacy"
+    test_copy.write_bytes(test_file.read_bytes())
+    args = ["evaluate", str(model_dir), f"es={test_copy}", "--output", str(tmp_path / "out")]
+
+    def run(*extra):
+        result = CliRunner().invoke(app, args + list(extra))
+        assert result.exit_code == 0, result.output
+        return "kept from" in result.output
+
+    assert not run()
+    assert run()
+    assert not run("--no-resume")
+    later = test_copy.stat().st_mtime + 10
+    os.utime(test_copy, (later, later))
+    assert not run()
 
 
 def test_evaluate_rejects_unlabelled_file(model_dir, tmp_path):

@@ -243,6 +243,18 @@ def test_freeze_embeddings(tiny_bert_dir, freeze):
         assert embeddings.grad is None  # no gradient memory
 
 
+def test_pipeline_saves_and_loads_without_the_encoder_folder(tiny_bert_dir, tmp_path):
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert_dir, encoder)
+    nlp = make_nlp(encoder, True)
+    doc = nlp.make_doc("anna lives in paris .")
+    nlp.initialize(lambda: [Example.from_dict(doc, {"tags": ["PER", "V", "P", "LOC", "."]})])
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(encoder)
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert [t.tag_ for t in loaded("anna lives in paris .")] == [t.tag_ for t in nlp("anna lives in paris .")]
+
+
 def test_missing_encoder_says_how_to_get_one(tmp_path):
     name = str(tmp_path / "no-encoder")
     nlp = make_nlp(name, True)

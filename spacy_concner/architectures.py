@@ -36,6 +36,9 @@ def build_token_classifier(
 
 def heads_forward(model: Model, vectors: List[Floats2d], is_train: bool):
     classifier = model.layers[0]
+    # spacy-transformers gives an empty Doc a 0 x 0 array: give it the real width
+    width = classifier.get_dim("nI")
+    vectors = [v if v.shape[1] == width else model.ops.alloc2f(0, width) for v in vectors]
     probs, backprop_classifier = classifier(vectors, is_train)
 
     def backprop(d_outputs: VectorsAndProbs) -> List[Floats2d]:

@@ -239,7 +239,7 @@ class ConcNER(TrainablePipe):
         return value
 
     def _translation_contrastive(self, examples, vectors, rows, d_vectors) -> float:
-        """TCL over the non-empty labelled Docs; sentence vector = mean token vector."""
+        """TCL over the labelled non-empty Docs; sentence vector = mean token vector."""
         ops = self.model.ops
         rows = [i for i in rows if len(vectors[i])]
         if len(rows) < 2:

@@ -1,0 +1,224 @@
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import torch
+from thinc.api import SGD
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config, load_model_from_config, resolve_dot_names
+
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.pipeline import (
+    SOFT_TARGETS_KEY,
+    biluo_to_iob2,
+    iob2_to_spans,
+    softmax_backprop,
+)
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+def concner_config(tiny_bert_dir, paired_docbins, name="concner.cfg", **overrides):
+    paths = {
+        "paths.train": str(paired_docbins["source"]),
+        "paths.translation": str(paired_docbins["translation"]),
+        "paths.dev": str(paired_docbins["dev"]),
+        "paths.encoder": str(tiny_bert_dir),
+        "training.optimizer.learn_rate": 0.001,
+    }
+    return load_config(CONFIGS / name, overrides={**paths, **overrides}, interpolate=False)
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_bert_dir, paired_docbins):
+    return init_nlp(concner_config(tiny_bert_dir, paired_docbins))
+
+
+def training_examples(nlp):
+    (train,) = resolve_dot_names(nlp.config.interpolate(), ["corpora.train"])
+    return list(train(nlp))
+
+
+@pytest.mark.parametrize(
+    "tags,spans",
+    [
+        (["B-PER", "I-PER", "O", "B-LOC"], [(0, 2, "PER"), (3, 4, "LOC")]),
+        (["I-PER", "I-PER"], [(0, 2, "PER")]),  # I- after the start: an entity begins
+        (["O", "I-LOC", "B-LOC", "I-LOC"], [(1, 2, "LOC"), (2, 4, "LOC")]),
+        (["B-PER", "I-LOC"], [(0, 1, "PER"), (1, 2, "LOC")]),  # type change
+        ([], []),
+    ],
+)
+def test_iob2_to_spans_repairs_invalid_sequences(tags, spans):
+    assert iob2_to_spans(tags) == spans
+
+
+def test_biluo_to_iob2():
+    assert [biluo_to_iob2(t) for t in ["U-PER", "B-LOC", "I-LOC", "L-LOC", "O", None]] == [
+        "B-PER", "B-LOC", "I-LOC", "I-LOC", "O", None,
+    ]
+
+
+def test_softmax_backprop_matches_autograd():
+    logits = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(5, 7, dtype=torch.float64)
+    probs = torch.softmax(logits, dim=1)
+    (probs * upstream).sum().backward()
+    ours = softmax_backprop(probs.detach().numpy(), upstream.numpy())
+    numpy.testing.assert_allclose(ours, logits.grad.numpy(), rtol=1e-10)
+
+
+def test_initialize_labels_and_tags(nlp):
+    concner = nlp.get_pipe("concner")
+    assert concner.labels == ("LOC", "PER")
+    assert concner.tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+def test_predict_writes_valid_entities_in_batches(nlp):
+    texts = ["Anna lives in Paris .", "", "   ", "yesterday Boris flew to Oslo ."] * 5
+    docs = list(nlp.pipe(texts, batch_size=3))
+    assert [d.text for d in docs] == texts
+    for doc in docs:
+        assert all(ent.label_ in ("LOC", "PER") for ent in doc.ents)
+        assert all(tok.ent_iob_ in ("B", "I", "O") for tok in doc)
+
+
+def long_doc(nlp, n_words=700):
+    words = (["Anna", "lives", "in", "Paris", "."] * (n_words // 5 + 1))[:n_words]
+    return Doc(nlp.vocab, words=words)
+
+
+def test_prediction_on_doc_longer_than_encoder_window(nlp):
+    doc = nlp(long_doc(nlp))
+    pieces = doc._.trf_data.wordpieces.input_ids.size
+    assert pieces > 512
+    assert len(nlp.get_pipe("concner").predict([doc])[0]) == len(doc)
+
+
+def test_update_with_empty_whitespace_and_long_docs(tiny_bert_dir, paired_docbins):
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins))
+    examples = training_examples(nlp)[:4]
+    for doc in (Doc(nlp.vocab, words=[]), Doc(nlp.vocab, words=[" ", "  "], spaces=[False, False]),
+                long_doc(nlp)):
+        reference = doc.copy()
+        reference.ents = []
+        examples.append(Example(doc, reference))
+    losses = nlp.update(examples, sgd=nlp.create_optimizer())
+    assert numpy.isfinite(losses["concner"]) and losses["concner"] > 0
+    assert nlp.update([examples[4]])["concner"] == 0.0  # only an empty Doc: nothing to learn
+
+
+def test_serialization_round_trip(nlp, tmp_path):
+    texts = ["Anna lives in Paris .", "the mayor of Lima met Farid ."]
+    expected = [nlp.get_pipe("concner").predict([nlp.make_doc(t)]) for t in texts]
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    from_bytes = load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
+    for other in (loaded, from_bytes):
+        assert other.get_pipe("concner").tags == nlp.get_pipe("concner").tags
+        for text, probs in zip(texts, expected):
+            doc = other(text)
+            numpy.testing.assert_allclose(
+                other.get_pipe("concner").predict([other.make_doc(text)])[0], probs[0], rtol=1e-5
+            )
+            assert [(e.text, e.label_) for e in doc.ents] == [(e.text, e.label_) for e in nlp(text).ents]
+
+
+def loss_parts(nlp, examples):
+    concner = nlp.get_pipe("concner")
+    docs = [eg.predicted for eg in examples]
+    nlp.get_pipe("transformer").set_annotations(docs, nlp.get_pipe("transformer").predict(docs))
+    scores = concner.model.predict(docs)
+    return concner, scores, concner.get_loss(examples, scores)
+
+
+def test_loss_is_alpha_ce_plus_beta_contrastive(nlp, paired_docbins):
+    examples = training_examples(nlp)[:8]
+    concner, (vectors, probs), (loss, (d_vectors, d_logits)) = loss_parts(nlp, examples)
+    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    _, ce = concner.cross_entropy(probs, gold)
+    _, lcl = concner.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
+    sentence_vectors = numpy.stack([v.mean(axis=0) for v in vectors])
+    partners = numpy.asarray([i + 1 if i % 2 == 0 else i - 1 for i in range(8)], dtype="int32")
+    _, tcl = concner.translation_loss(sentence_vectors, partners)
+    assert loss == pytest.approx(0.5 * ce + 0.25 * (lcl + tcl), rel=1e-5)
+    assert lcl > 0 and tcl > 0
+    assert all(numpy.abs(d).sum() > 0 for d in d_vectors)
+
+
+def test_beta_zero_is_cross_entropy_only(tiny_bert_dir, paired_docbins):
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **{"components.concner.beta": 0.0}))
+    examples = training_examples(nlp)[:8]
+    concner, (_, probs), (loss, (d_vectors, _)) = loss_parts(nlp, examples)
+    _, ce = concner.cross_entropy(probs, [concner._gold_tag_ids(eg) for eg in examples])
+    assert loss == pytest.approx(0.5 * ce)
+    assert all(not d.any() for d in d_vectors)
+
+
+def test_contrastive_gradients_reach_the_encoder(tiny_bert_dir, paired_docbins):
+    """One SGD update from the same initial weights (Adam's first step would only
+    see the gradients' signs): the encoder moves differently with beta > 0 than
+    with beta = 0, and identically for two beta = 0 runs."""
+
+    def encoder_weights_after_update(beta):
+        config = concner_config(tiny_bert_dir, paired_docbins, **{"components.concner.beta": beta})
+        nlp = init_nlp(config)
+        examples = training_examples(nlp)[:16]
+        sgd = SGD(0.1)
+        nlp.update(examples, sgd=sgd)
+        # spaCy 3.8 applies the transformer's update before its listeners backprop:
+        # the gradient they sent is applied by the transformer's next finish_update
+        nlp.get_pipe("transformer").finish_update(sgd)
+        hf = nlp.get_pipe("transformer").model.transformer
+        return torch.cat([p.detach().flatten() for p in hf.encoder.parameters()])
+
+    ce_only = encoder_weights_after_update(0.0)
+    assert torch.equal(ce_only, encoder_weights_after_update(0.0))
+    assert not torch.allclose(ce_only, encoder_weights_after_update(0.25), atol=1e-7)
+
+
+def test_null_translation_loss_is_the_tcl_ablation(tiny_bert_dir, paired_docbins):
+    overrides = {"components.concner.translation_loss": None, "components.concner.beta": 0.5,
+                 "components.concner.alpha": 0.5}
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **overrides))
+    concner = nlp.get_pipe("concner")
+    assert concner.translation_loss is None and concner.label_loss is not None
+    examples = training_examples(nlp)[:8]
+    concner, (vectors, probs), (loss, _) = loss_parts(nlp, examples)
+    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    _, ce = concner.cross_entropy(probs, gold)
+    _, lcl = concner.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
+    assert loss == pytest.approx(0.5 * ce + 0.5 * lcl, rel=1e-5)
+
+
+def soft_example(nlp, tags, probs):
+    doc = nlp.make_doc("Anna lives in Paris .")
+    reference = doc.copy()
+    reference.user_data[SOFT_TARGETS_KEY] = {"tags": tags, "probs": probs}
+    return Example(doc, reference)
+
+
+def test_soft_targets_train_with_the_distillation_loss(nlp):
+    concner = nlp.get_pipe("concner")
+    teacher_probs = numpy.full((5, len(concner.tags)), 0.1, dtype="float32")
+    teacher_probs[:, 0] = 1 - 0.1 * (len(concner.tags) - 1)
+    eg = soft_example(nlp, concner.tags, teacher_probs)
+    _, (_, probs), (loss, (d_vectors, d_logits)) = loss_parts(nlp, [eg])
+    assert loss == pytest.approx(float(((probs[0] - teacher_probs) ** 2).mean()), rel=1e-5)
+    assert not d_vectors[0].any() and d_logits[0].any()
+
+
+def test_soft_targets_with_other_labels_are_refused(nlp):
+    eg = soft_example(nlp, ["O", "B-MISC", "I-MISC"], numpy.zeros((5, 3), dtype="float32"))
+    with pytest.raises(ValueError, match="label sets must match"):
+        loss_parts(nlp, [eg])
+
+
+def test_pair_key_survives_docbin(paired_docbins):
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(paired_docbins["translation"]).get_docs(spacy.blank("xx").vocab))
+    assert docs[3].user_data[PAIR_KEY] == "synthetic:3"

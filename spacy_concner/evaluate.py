@@ -279,7 +279,10 @@ def evaluate_cli(
     parsed = [parse_test_arg(arg) for arg in tests]
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    nlp = spacy.load(model)
+    try:
+        nlp = spacy.load(model)
+    except OSError as err:
+        raise typer.BadParameter(f"cannot load the pipeline {model!r}: {err}") from err
     system = system or Path(model).name
     kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
     records = []

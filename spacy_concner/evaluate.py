@@ -46,9 +46,9 @@ def read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
             f"{path} is not a DocBin (.spacy) file ({err}); "
             "make one with `python -m spacy_concner convert`"
         ) from err
-    if not any(doc.has_annotation("ENT_IOB") for doc in docs):
+    if not any(doc.ents for doc in docs):
         raise typer.BadParameter(
-            f"{path} has no entity annotation (an unlabelled file?); "
+            f"{path} has no gold entities (an unlabelled or empty file?); "
             "evaluate needs a test split converted with its labels"
         )
     return docs
@@ -88,15 +88,15 @@ def _percentages(scores: Dict) -> Dict:
 
 def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
     """Predict on copies of the gold words and score them against the gold entities."""
-    words = [
+    inputs = [
         Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
         for doc in gold_docs
     ]
     start = time.perf_counter()
     pred_docs = list(
         tqdm(
-            nlp.pipe(words, batch_size=batch_size),
-            total=len(words), desc=desc, unit="sent", mininterval=5,
+            nlp.pipe(inputs, batch_size=batch_size),
+            total=len(inputs), desc=desc, unit="sent", mininterval=5,
         )
     )
     seconds = time.perf_counter() - start

@@ -143,7 +143,7 @@ def test_evaluate_rejects_unlabelled_file(model_dir, tmp_path):
     DocBin(docs=[Doc(spacy.blank("xx").vocab, words=["Ana", "vive"])]).to_disk(path)
     result = CliRunner().invoke(app, ["evaluate", str(model_dir), f"es={path}"])
     assert result.exit_code != 0
-    assert "no entity annotation" in result.output
+    assert "no gold entities" in result.output
 
 
 def test_markdown_table_has_a_column_per_type():

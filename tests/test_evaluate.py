@@ -3,6 +3,7 @@ import os
 
 import pytest
 import spacy
+import typer
 from spacy.tokens import Doc, DocBin, Span
 from typer.testing import CliRunner
 
@@ -89,9 +90,9 @@ def test_iob2_tags_marks_each_entity_start():
 
 def test_parse_test_arg(test_file):
     assert parse_test_arg(f"es={test_file}") == ("es", test_file)
-    with pytest.raises(Exception, match="LANG=PATH"):
+    with pytest.raises(typer.BadParameter, match="LANG=PATH"):
         parse_test_arg(str(test_file))
-    with pytest.raises(Exception, match="no such file"):
+    with pytest.raises(typer.BadParameter, match="no such file"):
         parse_test_arg("es=missing.spacy")
 
 

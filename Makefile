@@ -27,5 +27,10 @@ install-apt:
 test: install
 	$(PYTHON) -m pytest -q tests
 
+# Corpora: the local gzip mirror when there is one, else `spacy project assets` (assets/data)
+DATA_DIR ?= $(wildcard ../shared/data)
+DATA_VARS := $(if $(DATA_DIR),--vars.data_dir $(DATA_DIR) --vars.data_ext .gz)
+
 all: install
-	$(PYTHON) -m spacy project run all
+	$(if $(DATA_DIR),,$(PYTHON) -m spacy project assets)
+	$(PYTHON) -m spacy project run all . $(DATA_VARS)

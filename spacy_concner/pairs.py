@@ -38,7 +38,7 @@ def partner_rows(keys: List[Optional[Hashable]]) -> List[int]:
 
 @registry.readers("spacy_concner.PairedCorpus.v1")
 def create_paired_corpus(
-    source: Path,
+    source: Optional[Path],
     translation: Optional[Path] = None,
     gold_preproc: bool = False,
     max_length: int = 0,
@@ -47,6 +47,11 @@ def create_paired_corpus(
     """Examples from a source DocBin and, optionally, its translation DocBin, each
     translation yielded right after its source. Arguments as in spacy.Corpus.v1,
     applied to each file."""
+    if source is None:
+        raise ValueError(
+            "The paired corpus has no source path: set it in the config or on the command "
+            "line, e.g. --paths.train corpus/en/train.spacy"
+        )
     return PairedCorpus(source, translation, gold_preproc, max_length, limit)
 
 

@@ -8,6 +8,7 @@ from spacy_concner.pairs import (
     PAIR_KEY,
     PairedCorpus,
     configure_pair_batcher,
+    create_paired_corpus,
     pair_key,
     partner_rows,
 )
@@ -65,6 +66,11 @@ def test_paired_corpus_yields_translation_after_source(paired_docbins):
     keys = [pair_key(eg) for eg in examples]
     assert keys[0::2] == keys[1::2]
     assert examples[0].reference.text != examples[1].reference.text
+
+
+def test_paired_corpus_needs_a_source():
+    with pytest.raises(ValueError, match="--paths.train"):
+        create_paired_corpus(None)
 
 
 def test_paired_corpus_without_translation(paired_docbins):

@@ -1,0 +1,165 @@
+"""The `translate` command: a DocBin of English Docs -> a DocBin of their translations.
+
+Work goes in chunks, each written atomically under OUTPUT.parts/, so that an interrupted
+run resumes where it stopped; the final DocBin and a JSON report are written at the end.
+"""
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+from tqdm import tqdm
+
+from ..pairs import PAIR_KEY
+from . import BackendMissing, Translation, Translator, get_translator, translate_docs
+
+
+def translate_cli(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="DocBin of English Docs with entities"),
+    output: Path = typer.Argument(..., help="Output DocBin of the translations"),
+    translator: str = typer.Option("apertium", help="Registered translator: apertium, lexicon, hf_seq2seq, ..."),
+    pair: Optional[str] = typer.Option(None, help="apertium, lexicon: language pair, e.g. eng-spa, eng-deu"),
+    model: Optional[Path] = typer.Option(None, help="hf_seq2seq: local model folder"),
+    lang: Optional[str] = typer.Option(None, help="hf_seq2seq: target language (spaCy code)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="lexicon: parsed dictionaries [default: $SPACY_CONCNER_LEXICONS or assets/lexicons]"),
+    split_chars: Optional[bool] = typer.Option(None, "--split-chars/--no-split-chars", help="One token per character [default: on for zh, ja]"),
+    chunk_size: int = typer.Option(500, min=1, help="Sentences per atomically written chunk"),
+    report: Optional[Path] = typer.Option(None, help="JSON report [default: OUTPUT with .json suffix]"),
+) -> None:
+    """Translate English Docs, projecting their entities; resumes an interrupted run."""
+    options = {"pair": pair, "model": str(model) if model else None, "lang": lang, "cache_dir": str(cache_dir) if cache_dir else None}
+    config = {key: value for key, value in options.items() if value is not None}
+    try:
+        backend = get_translator(translator, **config)
+    except (BackendMissing, ValueError, FileNotFoundError, TypeError) as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1)
+    summary = translate_docbin(
+        source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
+        report or output.with_suffix(".json"),
+    )
+    typer.echo(
+        f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "
+        f"{summary['entity_survival']['total']:.1%}, {summary['sentences_per_second']:.0f} sentences/s"
+    )
+
+
+def translate_docbin(
+    source: Path, output: Path, translator: Translator, config: Dict, split_chars: Optional[bool],
+    chunk_size: int, report_path: Path,
+) -> Dict:
+    """Translate in chunks (reusing finished ones), then write the DocBin and the report."""
+    docs = list(DocBin().from_disk(source).get_docs(Vocab()))
+    parts = _parts_dir(source, output, config, chunk_size)
+    chunk_stats = []
+    with tqdm(total=len(docs), unit="sent", desc="translate") as progress:
+        for index, start in enumerate(range(0, len(docs), chunk_size)):
+            chunk = docs[start : start + chunk_size]
+            stats_path = parts / f"chunk-{index:05d}.json"
+            if not stats_path.exists():
+                _translate_chunk(translator, chunk, split_chars, parts / f"chunk-{index:05d}.spacy", stats_path)
+            chunk_stats.append(json.loads(stats_path.read_text(encoding="utf8")))
+            progress.update(len(chunk))
+    translated = DocBin(store_user_data=True)
+    for index in range(len(chunk_stats)):
+        for doc in DocBin().from_disk(parts / f"chunk-{index:05d}.spacy").get_docs(Vocab()):
+            translated.add(doc)
+    _atomic_write(output, translated.to_bytes())
+    summary = {"source": str(source), "output": str(output), "config": config, **_summarise(chunk_stats)}
+    _atomic_write(report_path, json.dumps(summary, indent=2, ensure_ascii=False).encode("utf8"))
+    shutil.rmtree(parts)
+    return summary
+
+
+def _parts_dir(source: Path, output: Path, config: Dict, chunk_size: int) -> Path:
+    """OUTPUT.parts/, emptied unless it holds chunks of this very job."""
+    parts = output.with_name(output.name + ".parts")
+    stat = source.stat()
+    job = {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime, "config": config, "chunk_size": chunk_size}
+    manifest = parts / "job.json"
+    if manifest.exists() and json.loads(manifest.read_text(encoding="utf8")) != job:
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(job), encoding="utf8")
+    return parts
+
+
+def _translate_chunk(translator: Translator, docs: List[Doc], split_chars: Optional[bool], doc_path: Path, stats_path: Path) -> None:
+    """Translate one chunk; its DocBin first, then its statistics, which mark it finished."""
+    started = time.perf_counter()
+    results = list(translate_docs(translator, docs, split_chars))
+    seconds = time.perf_counter() - started
+    out = DocBin(store_user_data=True, docs=[r.doc for r in results if r.doc is not None])
+    _atomic_write(doc_path, out.to_bytes())
+    _atomic_write(stats_path, json.dumps(_chunk_stats(results, seconds)).encode("utf8"))
+
+
+def _chunk_stats(results: List[Translation], seconds: float) -> Dict:
+    notes = Counter()
+    for result in results:
+        notes.update(result.notes)
+    kept = [r for r in results if r.doc is not None]
+    return {
+        "sentences_in": len(results),
+        "sentences_out": len(kept),
+        "entities_in": Counter(e.label_ for r in results for e in r.source.ents),
+        "entities_out": Counter(e.label_ for r in kept for e in r.doc.ents),
+        "invalid_entities": sum(not _valid(e) for r in kept for e in r.doc.ents),
+        "dropped": [{"pair": r.source.user_data.get(PAIR_KEY), "reason": r.error} for r in results if r.doc is None],
+        "notes": notes,
+        "seconds": seconds,
+    }
+
+
+def _valid(ent) -> bool:
+    """An entity span with text that neither starts nor ends with whitespace."""
+    return len(ent) > 0 and ent.text == ent.text.strip() and bool(ent.text)
+
+
+def _summarise(chunks: List[Dict]) -> Dict:
+    total = {key: Counter() for key in ("entities_in", "entities_out", "notes")}
+    for chunk in chunks:
+        for key, counter in total.items():
+            counter.update(chunk[key])
+    dropped = [d for chunk in chunks for d in chunk["dropped"]]
+    sentences_in = sum(c["sentences_in"] for c in chunks)
+    seconds = sum(c["seconds"] for c in chunks)
+    labels = sorted(total["entities_in"])
+    return {
+        "sentences_in": sentences_in,
+        "sentences_out": sum(c["sentences_out"] for c in chunks),
+        "entities_in": _with_total(total["entities_in"]),
+        "entities_out": _with_total(total["entities_out"]),
+        # output entities per source entity, over all sentences (dropped ones count as lost)
+        "entity_survival": {
+            label: _ratio(total["entities_out"][label], total["entities_in"][label]) for label in labels
+        } | {"total": _ratio(sum(total["entities_out"].values()), sum(total["entities_in"].values()))},
+        "invalid_entities": sum(c["invalid_entities"] for c in chunks),
+        "sentences_dropped": len(dropped),
+        "dropped_reasons": dict(Counter(d["reason"] for d in dropped)),
+        "dropped": dropped,
+        "notes": dict(total["notes"]),
+        "seconds": round(seconds, 3),
+        "sentences_per_second": round(sentences_in / seconds, 1) if seconds else None,
+    }
+
+
+def _with_total(counts: Counter) -> Dict[str, int]:
+    return {**dict(sorted(counts.items())), "total": sum(counts.values())}
+
+
+def _ratio(part: int, whole: int) -> Optional[float]:
+    return round(part / whole, 4) if whole else None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

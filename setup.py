@@ -46,5 +46,11 @@ setup(
             "spacy_concner.TranslationContrastiveLoss.v1 = spacy_concner.losses:configure_translation_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
         ],
+        # translation backends (spacy_concner.translate.translators); third parties add theirs here
+        "spacy_concner_translators": [
+            "apertium.v1 = spacy_concner.translate.apertium:make_apertium",
+            "lexicon.v1 = spacy_concner.translate.lexicon:make_lexicon",
+            "hf_seq2seq.v1 = spacy_concner.translate.hf_seq2seq:make_hf_seq2seq",
+        ],
     },
 )

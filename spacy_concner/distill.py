@@ -1,0 +1,291 @@
+"""Teacher annotation of unlabelled target-language text for distillation (ConCNER eq. 9).
+
+`python -m spacy_concner annotate TEACHER UNLABELLED OUT.spacy` runs the teacher over
+D_U and writes, per Doc, the teacher's label distribution of every token (soft targets,
+`doc.user_data[SOFT_TARGETS_KEY]` with the tags of its columns, for the `concner`
+student) and its argmax entities (hard targets, `doc.ents`, for spaCy's `ner`).
+Chunks of Docs are written atomically into OUT.spacy.parts/ and merged at the end, so
+that an interrupted run resumes where it stopped and OUT never holds a partial result.
+"""
+import json
+import shutil
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Sequence
+
+import typer
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.util import minibatch
+from spacy.vocab import Vocab
+from tqdm import tqdm
+from wasabi import msg
+
+from .corpora import (
+    FORMATS,
+    CorpusError,
+    Sentence,
+    _numbered_lines,
+    corpus_name,
+    detect_format,
+    read_docs,
+    sentence_to_doc,
+    write_docbin,
+)
+from .pairs import PAIR_KEY
+from .pipeline import SOFT_TARGETS_KEY, ConcNER
+
+INPUT_FORMATS = ("auto", "docbin", "text") + FORMATS
+# The teacher reads long Docs through strided windows, so length is no limit for the
+# model; a "sentence" this long is a file that is not one sentence per line (a whole
+# document or a dump on one line), and would make one huge training example.
+MAX_TOKENS = 1000
+N_SNIFFED_LINES = 20  # token lines that must all look like CoNLL rows for auto-detection
+FINGERPRINT = "fingerprint.json"
+
+
+class AnnotateError(ValueError):
+    """Input that cannot be annotated: the message says what to do."""
+
+
+def read_unlabelled(
+    path: Path, vocab: Vocab, input_format: str = "auto", max_tokens: int = MAX_TOKENS
+) -> List[Doc]:
+    """D_U as Docs of words only (entities missing), each with its pair key: from a
+    DocBin, a text file (one sentence per line, tokens separated by whitespace) or a
+    CoNLL/WikiANN file whose labels are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotateError(f"{path}: no such file")
+    if input_format not in INPUT_FORMATS:
+        raise AnnotateError(f"unknown format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
+    if input_format == "auto":
+        input_format = sniff_format(path)
+    if input_format == "docbin":
+        docs = [words_only(doc) for doc in read_docbin(path, vocab)]
+    elif input_format == "text":
+        docs = [sentence_to_doc(vocab, s, corpus_name(path), labelled=False) for s in read_text(path)]
+    else:
+        docs = read_docs(path, vocab, input_format, labelled=False)
+    check_lengths(path, docs, max_tokens)
+    return docs
+
+
+def sniff_format(path: Path) -> str:
+    """docbin for a .spacy file; a CoNLL/WikiANN format when the first token lines
+    all look like CoNLL rows (2 tab-separated or 3-4 space-separated columns ending
+    in an IOB tag); text otherwise."""
+    if path.suffix == ".spacy":
+        return "docbin"
+    token_lines = (
+        (number, line)
+        for number, line in _numbered_lines(path)
+        if line.strip() and not line.startswith("-DOCSTART-")
+    )
+    sniffed = list(islice(token_lines, N_SNIFFED_LINES))
+    if sniffed and all(looks_like_conll_row(line) for _, line in sniffed):
+        return detect_format(path, sniffed)
+    return "text"
+
+
+def looks_like_conll_row(line: str) -> bool:
+    columns = line.split("\t") if "\t" in line else line.split(" ")
+    tag = columns[-1]
+    is_tag = tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
+    return is_tag and (len(columns) == 2 if "\t" in line else len(columns) in (3, 4))
+
+
+def read_text(path: Path) -> List[Sentence]:
+    """One sentence per non-blank line, tokens split on whitespace; index = line number - 1."""
+    return [
+        Sentence(number - 1, tuple(line.split()), ())
+        for number, line in _numbered_lines(path)
+        if line.strip()
+    ]
+
+
+def read_docbin(path: Path, vocab: Vocab) -> List[Doc]:
+    try:
+        return list(DocBin().from_disk(path).get_docs(vocab))
+    except Exception as error:
+        raise AnnotateError(f"{path} is not a DocBin (.spacy) file: {error}") from error
+
+
+def words_only(doc: Doc) -> Doc:
+    """The Doc's words and user data (old soft targets dropped), no other annotation:
+    sentence boundaries would make spacy.Corpus split it and lose the user data."""
+    words = [token.text for token in doc]
+    spaces = [bool(token.whitespace_) for token in doc]
+    copy = Doc(doc.vocab, words=words, spaces=spaces)
+    copy.user_data.update((k, v) for k, v in doc.user_data.items() if k != SOFT_TARGETS_KEY)
+    return copy
+
+
+def check_lengths(path: Path, docs: Sequence[Doc], max_tokens: int) -> None:
+    if not any(len(doc) for doc in docs):
+        raise AnnotateError(f"{path}: no sentences to annotate (an empty file?)")
+    too_long = [i for i, doc in enumerate(docs) if len(doc) > max_tokens]
+    if too_long:
+        first = docs[too_long[0]]
+        raise AnnotateError(
+            f"{path}: {len(too_long)} sentences have more than {max_tokens} tokens, the first "
+            f"one ({len(first)} tokens) is {first.user_data.get(PAIR_KEY, too_long[0])}. "
+            "Expected one sentence per line: split the text into sentences, or raise "
+            "--max-tokens if such long units are intended."
+        )
+
+
+def find_concner(nlp: Language) -> str:
+    """The name of the teacher's single `concner` component."""
+    names = [name for name, pipe in nlp.pipeline if isinstance(pipe, ConcNER)]
+    if len(names) != 1:
+        raise AnnotateError(
+            f"the teacher must have exactly one concner component, it has {len(names)} "
+            f"(pipeline: {nlp.pipe_names})"
+        )
+    return names[0]
+
+
+def annotate_docs(nlp: Language, docs: Iterable[Doc], batch_size: int) -> Iterator[Doc]:
+    """The Docs with the teacher's soft targets and entities. The teacher encodes
+    copies, so the annotated Docs carry no encoder output."""
+    name = find_concner(nlp)
+    concner = nlp.get_pipe(name)
+    upstream = nlp.pipe_names[: nlp.pipe_names.index(name)]
+    with nlp.select_pipes(enable=upstream):
+        for batch in minibatch(docs, batch_size):
+            encoded = list(nlp.pipe((doc.copy() for doc in batch), batch_size=batch_size))
+            probs = concner.predict(encoded)
+            concner.set_annotations(batch, probs)
+            for doc, doc_probs in zip(batch, probs):
+                doc.user_data[SOFT_TARGETS_KEY] = {
+                    "tags": concner.tags,
+                    "probs": concner.model.ops.to_numpy(doc_probs).astype("float32"),
+                }
+            yield from batch
+
+
+def annotate(
+    nlp: Language,
+    docs: List[Doc],
+    output: Path,
+    fingerprint: Dict,
+    batch_size: int = 64,
+    chunk_size: int = 1000,
+) -> None:
+    """Annotate the Docs in chunks written to OUT.parts/ (reused by a rerun with the
+    same fingerprint), then merge them into OUT atomically."""
+    output = Path(output)
+    parts = parts_dir(output)
+    prepare_parts(parts, fingerprint)
+    chunks = list(minibatch(docs, chunk_size))
+    progress = tqdm(total=len(docs), unit="sent", desc="annotate", leave=False)
+    for index, chunk in enumerate(chunks):
+        part = part_path(parts, index)
+        if not part.exists():
+            start = time.perf_counter()
+            write_docbin(annotate_docs(nlp, chunk, batch_size), part)
+            log_chunk(index, len(chunks), chunk, time.perf_counter() - start)
+        progress.update(len(chunk))
+    progress.close()
+    merged = [
+        doc for i in range(len(chunks)) for doc in read_docbin(part_path(parts, i), nlp.vocab)
+    ]
+    write_docbin(merged, output)
+    shutil.rmtree(parts)
+    n_ents = sum(len(doc.ents) for doc in merged)
+    msg.good(f"{output}: {len(merged)} sentences, {n_ents} teacher entities")
+
+
+def parts_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".parts")
+
+
+def part_path(parts: Path, index: int) -> Path:
+    return parts / f"{index:05d}.spacy"
+
+
+def prepare_parts(parts: Path, fingerprint: Dict) -> None:
+    """Keep the finished chunks of an earlier run with the same inputs; discard others."""
+    stamp = parts / FINGERPRINT
+    if parts.exists():
+        if stamp.exists() and json.loads(stamp.read_text(encoding="utf8")) == fingerprint:
+            n_done = len(list(parts.glob("*.spacy")))
+            msg.info(f"Resuming: {n_done} finished chunks in {parts}")
+            return
+        msg.warn(f"{parts} holds chunks of another run (teacher, input or options differ): discarded")
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True)
+    stamp.write_text(json.dumps(fingerprint, indent=2), encoding="utf8")
+
+
+def log_chunk(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> None:
+    n_words = sum(len(doc) for doc in chunk)
+    msg.text(
+        f"chunk {index + 1}/{n_chunks}: {len(chunk)} sentences, {n_words} words in "
+        f"{seconds:.1f} s ({len(chunk) / seconds:.1f} sents/s, {n_words / seconds:.0f} words/s)"
+    )
+
+
+def run_fingerprint(teacher: str, unlabelled: Path, tags: List[str], options: Dict) -> Dict:
+    """What a chunk's content depends on: teacher, input file and options."""
+    stat = Path(unlabelled).stat()
+    teacher_path = Path(teacher)
+    teacher_mtime = None
+    if teacher_path.is_dir():
+        teacher_mtime = max((f.stat().st_mtime_ns for f in teacher_path.rglob("*")), default=0)
+    return {
+        "teacher": str(teacher_path.resolve()) if teacher_path.exists() else teacher,
+        "teacher_mtime_ns": teacher_mtime,
+        "tags": tags,
+        "input": str(Path(unlabelled).resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        **options,
+    }
+
+
+def load_teacher(teacher: str, gpu_id: int) -> Language:
+    import spacy
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        nlp = spacy.load(teacher)
+    except (OSError, IOError) as error:
+        raise AnnotateError(
+            f"cannot load the teacher {teacher!r}: give a trained pipeline folder "
+            f"(e.g. training/teacher/model-best) or an installed package ({error})"
+        ) from error
+    find_concner(nlp)
+    return nlp
+
+
+def annotate_cli(
+    teacher: str = typer.Argument(..., help="Teacher pipeline: folder or installed package"),
+    unlabelled: Path = typer.Argument(..., help="DocBin, text (one sentence per line) or CoNLL/WikiANN file"),
+    output: Path = typer.Argument(..., help="Output .spacy file (DocBin with soft and hard targets)"),
+    batch_size: int = typer.Option(64, min=1, help="Docs per teacher forward pass"),
+    gpu_id: int = typer.Option(-1, help="GPU id, -1 for the CPU"),
+    input_format: str = typer.Option("auto", "--format", help=f"One of {', '.join(INPUT_FORMATS)}"),
+    chunk_size: int = typer.Option(1000, min=1, help="Docs per resumable chunk"),
+    max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Refuse lines with more tokens"),
+) -> None:
+    """Label unlabelled target-language text with the teacher's distributions (soft
+    targets for the concner student) and entities (hard targets for spaCy's ner)."""
+    try:
+        nlp = load_teacher(teacher, gpu_id)
+        docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
+        tags = nlp.get_pipe(find_concner(nlp)).tags
+        options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
+        fingerprint = run_fingerprint(teacher, unlabelled, tags, options)
+    except (AnnotateError, CorpusError) as error:
+        msg.fail(f"Error: {error}")
+        raise typer.Exit(1)
+    n_words = sum(len(doc) for doc in docs)
+    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {tags}")
+    start = time.perf_counter()
+    annotate(nlp, docs, output, fingerprint, batch_size, chunk_size)
+    seconds = time.perf_counter() - start
+    msg.text(f"{seconds:.1f} s in all ({n_words / seconds:.0f} words/s, resumed chunks included)")

@@ -1,0 +1,277 @@
+"""Teacher annotation (`annotate`), then both students trained on it with plain `spacy train`."""
+import gzip
+
+import numpy
+import pytest
+import spacy
+from spacy.cli.train import train
+from spacy.tokens import Doc, DocBin
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config, registry, resolve_dot_names
+from thinc.api import Adam
+from typer.testing import CliRunner
+
+from spacy_concner import distill
+from spacy_concner.cli import app
+from spacy_concner.distill import AnnotateError, read_unlabelled, sniff_format
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.pipeline import SOFT_TARGETS_KEY
+
+from conftest import synthetic_pairs
+from test_pipeline import CONFIGS, concner_config, training_examples
+
+SENTENCES = [" ".join(tr) for _, _, tr, _ in synthetic_pairs(10, seed=3)]
+RECORDED_LOSSES = []
+
+
+@registry.loggers("test_distill.recording_logger.v1")
+def recording_logger(component: str):
+    def setup(nlp, stdout, stderr):
+        def log_step(info):
+            if info is not None:
+                RECORDED_LOSSES.append(info["losses"][component])
+
+        return log_step, lambda: None
+
+    return setup
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
+    """A tiny concner teacher trained for 70 steps on the synthetic pairs (it then
+    finds entities in the sentences to annotate)."""
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins))
+    examples = training_examples(nlp)
+    optimizer = Adam(0.003)
+    for step in range(70):
+        start = (step * 8) % len(examples)
+        nlp.update(examples[start : start + 8], sgd=optimizer)
+    path = tmp_path_factory.mktemp("teacher") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("unlabelled") / "de.txt"
+    path.write_text("\n".join(SENTENCES[:5]) + "\n\n" + "\n".join(SENTENCES[5:]) + "\n", encoding="utf8")
+    return path
+
+
+def run_annotate(*args):
+    result = CliRunner().invoke(app, ["annotate", *map(str, args)])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def annotated(teacher_dir, text_file, tmp_path_factory):
+    output = tmp_path_factory.mktemp("annotated") / "de.spacy"
+    code, output_text = run_annotate(teacher_dir, text_file, output, "--chunk-size", 4, "--batch-size", 3)
+    assert code == 0, output_text
+    return output
+
+
+def read_output(path, vocab):
+    return list(DocBin().from_disk(path).get_docs(vocab))
+
+
+def sentences(docs):
+    return [" ".join(token.text for token in doc) for doc in docs]
+
+
+def test_reads_text_conll_and_docbin(text_file, tmp_path):
+    vocab = spacy.blank("xx").vocab
+    from_text = read_unlabelled(text_file, vocab)
+    assert sentences(from_text) == SENTENCES
+    assert from_text[5].user_data[PAIR_KEY] == "de.txt:6"  # line 7, after a blank line
+    conll = tmp_path / "test-de.tsv.gz"
+    with gzip.open(conll, "wt", encoding="utf8") as file:
+        file.write("".join(f"{w}\tO\n" for w in SENTENCES[0].split()) + "\nAnna\tB-PER\n")
+    from_conll = read_unlabelled(conll, vocab)
+    assert sentences(from_conll) == [SENTENCES[0], "Anna"]
+    assert not any(doc.has_annotation("ENT_IOB") for doc in from_conll)  # labels ignored
+    docbin = tmp_path / "de.spacy"
+    labelled = Doc(vocab, words=["Anna", "wohnt", "hier"], sent_starts=[True, False, True])
+    labelled.ents = [labelled.char_span(0, 4, "PER")]
+    labelled.user_data[PAIR_KEY] = "x:1"
+    DocBin(docs=[labelled], store_user_data=True).to_disk(docbin)
+    (doc,) = read_unlabelled(docbin, vocab)
+    assert doc.text == labelled.text and doc.user_data[PAIR_KEY] == "x:1"
+    assert not doc.has_annotation("ENT_IOB") and not doc.has_annotation("SENT_START")
+
+
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["Anna\tB-PER", "wohnt\tO"], "wikiann"),
+        (["Anna NNP B-PER", "lives VBZ O"], "conll2002"),
+        (["Anna lives in Paris .", "he said O"], "text"),  # one CoNLL-looking line is not enough
+        (["der Mann O"], "conll2002"),
+    ],
+)
+def test_sniff_format(tmp_path, lines, expected):
+    path = tmp_path / "input.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    assert sniff_format(path) == expected
+
+
+def test_annotation_is_the_teachers_prediction(teacher_dir, annotated):
+    teacher = spacy.load(teacher_dir)
+    concner = teacher.get_pipe("concner")
+    docs = read_output(annotated, teacher.vocab)
+    assert sentences(docs) == SENTENCES
+    assert not annotated.with_name("de.spacy.parts").exists()
+    for doc in docs:
+        soft = doc.user_data[SOFT_TARGETS_KEY]
+        assert list(soft["tags"]) == concner.tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+        assert soft["probs"].dtype == numpy.float32 and soft["probs"].shape == (len(doc), 5)
+        numpy.testing.assert_allclose(soft["probs"].sum(axis=1), 1.0, rtol=1e-5)
+        predicted = teacher(doc.text)
+        expected = concner.predict([teacher.get_pipe("transformer")(teacher.make_doc(doc.text))])[0]
+        numpy.testing.assert_allclose(soft["probs"], expected, rtol=1e-4, atol=1e-6)
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == [
+            (e.start, e.end, e.label_) for e in predicted.ents
+        ]
+        assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)  # O set, not missing
+        assert set(doc.user_data) == {PAIR_KEY, SOFT_TARGETS_KEY}  # no encoder output
+    assert sum(len(doc.ents) for doc in docs) > 0
+
+
+def test_interrupted_run_resumes_from_its_chunks(teacher_dir, text_file, tmp_path, monkeypatch):
+    output = tmp_path / "out.spacy"
+    real_annotate_docs = distill.annotate_docs
+    calls = []
+
+    def annotate_docs_failing_at_third_chunk(nlp, docs, batch_size):
+        docs = list(docs)
+        calls.append(len(docs))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_annotate_docs(nlp, docs, batch_size)
+
+    monkeypatch.setattr(distill, "annotate_docs", annotate_docs_failing_at_third_chunk)
+    code, _ = run_annotate(teacher_dir, text_file, output, "--chunk-size", 3)
+    assert code != 0 and not output.exists()
+    parts = tmp_path / "out.spacy.parts"
+    assert sorted(p.name for p in parts.glob("*.spacy")) == ["00000.spacy", "00001.spacy"]
+
+    calls.clear()
+    code, text = run_annotate(teacher_dir, text_file, output, "--chunk-size", 3)
+    assert code == 0, text
+    assert calls == [3, 1] and "Resuming: 2 finished chunks" in text
+    assert sentences(read_output(output, spacy.blank("xx").vocab)) == SENTENCES
+    assert not parts.exists()
+
+
+def test_chunks_of_another_run_are_discarded(teacher_dir, text_file, tmp_path):
+    output = tmp_path / "out.spacy"
+    stale = tmp_path / "out.spacy.parts"
+    stale.mkdir()
+    DocBin(docs=[Doc(spacy.blank("xx").vocab, words=["stale"])]).to_disk(stale / "00000.spacy")
+    code, text = run_annotate(teacher_dir, text_file, output)
+    assert code == 0 and "discarded" in text
+    assert sentences(read_output(output, spacy.blank("xx").vocab)) == SENTENCES
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "no sentences"),
+        (b"\n  \n", "no sentences"),
+        ("Anna wohnt in Köln .\n".encode("latin-1"), "not UTF-8"),
+        (("Anna " * 1001 + "\nkurz .\n").encode("utf8"), "more than 1000 tokens"),
+    ],
+    ids=["empty", "blank-lines", "latin-1", "over-long-line"],
+)
+def test_bad_input_writes_nothing(teacher_dir, tmp_path, content, message):
+    path = tmp_path / "input.txt"
+    path.write_bytes(content)
+    output = tmp_path / "out.spacy"
+    code, text = run_annotate(teacher_dir, path, output)
+    assert code == 1 and message in " ".join(text.split())
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_max_tokens_option_admits_long_lines(teacher_dir, tmp_path):
+    path = tmp_path / "input.txt"
+    path.write_text("Anna " * 1200 + "\n", encoding="utf8")
+    code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy", "--max-tokens", 2000)
+    assert code == 0, text
+    (doc,) = read_output(tmp_path / "out.spacy", spacy.blank("xx").vocab)
+    assert doc.user_data[SOFT_TARGETS_KEY]["probs"].shape == (1200, 5)
+
+
+def test_a_teacher_without_concner_is_refused(tmp_path, text_file):
+    spacy.blank("xx").to_disk(tmp_path / "blank")
+    code, text = run_annotate(tmp_path / "blank", text_file, tmp_path / "out.spacy")
+    assert code == 1 and "exactly one concner component" in text
+    code, text = run_annotate(tmp_path / "missing", text_file, tmp_path / "out.spacy")
+    assert code == 1 and "cannot load the teacher" in text
+
+
+def student_overrides(annotated, paired_docbins, **extra):
+    return {
+        "paths.train": str(annotated),
+        "paths.dev": str(paired_docbins["dev"]),
+        "training.eval_frequency": 1,  # the logger sees the losses at each evaluation
+        **extra,
+    }
+
+
+def mean_squared_difference(nlp, docs):
+    """Eq. 9 between a student's distributions and the soft targets of the Docs."""
+    concner = nlp.get_pipe("concner")
+    student = [concner.predict([nlp.get_pipe("transformer")(nlp.make_doc(d.text))])[0] for d in docs]
+    teacher = [d.user_data[SOFT_TARGETS_KEY]["probs"] for d in docs]
+    return concner.distillation_loss(student, teacher)[1]
+
+
+def test_student_trains_on_the_distillation_loss(tiny_bert_dir, paired_docbins, annotated, tmp_path):
+    overrides = student_overrides(
+        annotated, paired_docbins, **{"paths.encoder": str(tiny_bert_dir),
+                                      "training.optimizer.learn_rate": 0.001}
+    )
+    config = load_config(CONFIGS / "student.cfg", overrides=overrides, interpolate=False)
+    initial = init_nlp(config)
+    (corpus,) = resolve_dot_names(initial.config.interpolate(), ["corpora.train"])
+    examples = list(corpus(initial))
+    docs = [eg.reference for eg in examples]
+    concner = initial.get_pipe("concner")
+    assert concner.tags == list(docs[0].user_data[SOFT_TARGETS_KEY]["tags"])
+    predicted = [eg.predicted for eg in examples]
+    initial.get_pipe("transformer").set_annotations(predicted, initial.get_pipe("transformer").predict(predicted))
+    scores = concner.model.predict(predicted)
+    loss, _ = concner.get_loss(examples, scores)
+    assert loss == pytest.approx(mean_squared_difference(initial, docs), rel=1e-4)
+
+    RECORDED_LOSSES.clear()
+    logger = {"@loggers": "test_distill.recording_logger.v1", "component": "concner"}
+    train(CONFIGS / "student.cfg", tmp_path, overrides={
+        **overrides, "training.max_steps": 40, "training.logger": logger,
+        "training.batcher.size": 4,
+    })
+    assert numpy.mean(RECORDED_LOSSES[-5:]) < 0.8 * numpy.mean(RECORDED_LOSSES[1:6])
+    student = spacy.load(tmp_path / "model-last")
+    assert mean_squared_difference(student, docs) < 0.5 * mean_squared_difference(initial, docs)
+
+
+def test_student_with_other_labels_than_the_teacher_fails(tiny_bert_dir, paired_docbins, annotated, tmp_path):
+    overrides = student_overrides(annotated, paired_docbins, **{
+        "paths.encoder": str(tiny_bert_dir), "training.max_steps": 1,
+        "initialize.components": {"concner": {"labels": ["LOC", "ORG", "PER"]}},
+    })
+    with pytest.raises(ValueError, match="student and teacher label sets must match"):
+        train(CONFIGS / "student.cfg", tmp_path, overrides=overrides)
+
+
+def test_cnn_student_trains_on_the_hard_labels(paired_docbins, annotated, tmp_path):
+    RECORDED_LOSSES.clear()
+    logger = {"@loggers": "test_distill.recording_logger.v1", "component": "ner"}
+    train(CONFIGS / "student_sm.cfg", tmp_path, overrides=student_overrides(
+        annotated, paired_docbins, **{"training.max_steps": 30, "training.logger": logger}
+    ))
+    assert numpy.mean(RECORDED_LOSSES[-5:]) < 0.5 * numpy.mean(RECORDED_LOSSES[1:6])
+    student = spacy.load(tmp_path / "model-last")
+    assert student.pipe_names == ["ner"]
+    hard_labels = {e.label_ for d in read_output(annotated, student.vocab) for e in d.ents}
+    assert set(student.get_pipe("ner").labels) == hard_labels

@@ -45,7 +45,10 @@ class Seq2Seq:
     def generate(self, texts: List[str]) -> List[str]:
         import torch
 
-        inputs = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True)
+        inputs = self.tokenizer(
+            texts, return_tensors="pt", padding=True, truncation=True,
+            max_length=self.generate_options["max_length"], return_token_type_ids=False,
+        )
         with torch.no_grad():
             ids = self.model.generate(**inputs, **self.generate_options)
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -1,0 +1,31 @@
+"""The translator registry: built-ins, third-party registration, unknown names."""
+import catalogue
+import pytest
+
+from spacy_concner.translate import Translation, get_translator, translators
+
+
+def test_builtins_are_registered_with_versions():
+    assert {"apertium.v1", "lexicon.v1", "hf_seq2seq.v1"} <= set(translators.get_all())
+
+
+def test_third_party_translator_by_name_and_config():
+    @translators.register("echo_test.v1")
+    def make_echo(lang: str = "xx"):
+        class Echo:
+            def __call__(self, docs):
+                return (Translation(doc, doc) for doc in docs)
+        echo = Echo()
+        echo.lang = lang
+        return echo
+
+    try:
+        assert get_translator("echo_test", lang="fr").lang == "fr"
+        assert get_translator("echo_test.v1").lang == "xx"
+    finally:
+        catalogue.REGISTRY.pop(("spacy_concner", "translators", "echo_test.v1"), None)
+
+
+def test_unknown_translator_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="Unknown translator 'nope'.*apertium.v1"):
+        get_translator("nope")

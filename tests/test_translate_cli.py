@@ -1,0 +1,114 @@
+"""The translate command: chunks, resume after an interruption, the JSON report, errors."""
+import json
+
+import catalogue
+import pytest
+from spacy.tokens import Doc, DocBin, Span
+from spacy.vocab import Vocab
+from typer.testing import CliRunner
+
+from spacy_concner.cli import app
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.translate import Translation, translators
+from spacy_concner.translate.cli import translate_docbin
+
+
+class Interrupted(Exception):
+    pass
+
+
+class Upper:
+    """Uppercases words, keeps entities; fails sentences containing "bad"; can be told to
+    stop (like Ctrl-C) after a number of sentences."""
+
+    lang = "xx"
+
+    def __init__(self, stop_after=None):
+        self.seen = []
+        self.stop_after = stop_after
+
+    def __call__(self, docs):
+        for doc in docs:
+            if self.stop_after is not None and len(self.seen) == self.stop_after:
+                raise Interrupted
+            self.seen.append(doc.user_data[PAIR_KEY])
+            if "bad" in doc.text:
+                yield Translation(doc, None, "bad input")
+                continue
+            out = Doc(doc.vocab, words=[t.text.upper() for t in doc])
+            out.ents = [Span(out, e.start, e.end, label=e.label_) for e in doc.ents]
+            out.user_data[PAIR_KEY] = doc.user_data[PAIR_KEY]
+            yield Translation(doc, out, notes={"calls": 1})
+
+
+@pytest.fixture
+def source(tmp_path):
+    vocab, docbin = Vocab(), DocBin(store_user_data=True)
+    for i in range(10):
+        doc = Doc(vocab, words=["Anna", "saw", "bad" if i == 4 else "good", "Lima", str(i)])
+        doc.ents = [Span(doc, 0, 1, label="PER"), Span(doc, 3, 4, label="LOC")]
+        doc.user_data[PAIR_KEY] = f"s:{i}"
+        docbin.add(doc)
+    path = tmp_path / "en.spacy"
+    docbin.to_disk(path)
+    return path
+
+
+def read(path):
+    return [(doc.text, doc.user_data[PAIR_KEY], [(e.text, e.label_) for e in doc.ents])
+            for doc in DocBin().from_disk(path).get_docs(Vocab())]
+
+
+def test_resume_after_interruption_translates_only_the_rest(source, tmp_path):
+    output, report = tmp_path / "out.spacy", tmp_path / "out.json"
+    with pytest.raises(Interrupted):
+        translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
+    assert not output.exists()
+    assert sorted(p.name for p in (tmp_path / "out.spacy.parts").glob("chunk-*.spacy")) == ["chunk-00000.spacy", "chunk-00001.spacy"]
+    resumed = Upper()
+    summary = translate_docbin(source, output, resumed, {"translator": "upper"}, None, 3, report)
+    assert resumed.seen == ["s:6", "s:7", "s:8", "s:9"]
+    fresh = tmp_path / "fresh.spacy"
+    translate_docbin(source, fresh, Upper(), {"translator": "upper"}, None, 3, tmp_path / "fresh.json")
+    assert read(output) == read(fresh)
+    assert not (tmp_path / "out.spacy.parts").exists()
+    assert json.loads(report.read_text()) == summary
+
+
+def test_chunks_of_another_job_are_not_reused(source, tmp_path):
+    output, report = tmp_path / "out.spacy", tmp_path / "out.json"
+    with pytest.raises(Interrupted):
+        translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
+    again = Upper()
+    translate_docbin(source, output, again, {"translator": "upper"}, None, 5, report)
+    assert len(again.seen) == 10
+
+
+def test_report_counts_sentences_entities_and_failures(source, tmp_path):
+    summary = translate_docbin(source, tmp_path / "o.spacy", Upper(), {}, None, 4, tmp_path / "o.json")
+    assert (summary["sentences_in"], summary["sentences_out"], summary["sentences_dropped"]) == (10, 9, 1)
+    assert summary["dropped"] == [{"pair": "s:4", "reason": "bad input"}]
+    assert summary["dropped_reasons"] == {"bad input": 1}
+    assert summary["entities_in"] == {"LOC": 10, "PER": 10, "total": 20}
+    assert summary["entities_out"] == {"LOC": 9, "PER": 9, "total": 18}
+    assert summary["entity_survival"] == {"LOC": 0.9, "PER": 0.9, "total": 0.9}
+    assert summary["notes"] == {"calls": 9}
+    assert summary["invalid_entities"] == 0 and summary["sentences_per_second"] > 0
+    assert [key for _, key, _ in read(tmp_path / "o.spacy")] == [f"s:{i}" for i in range(10) if i != 4]
+
+
+def test_cli_translates_with_a_registered_translator_and_reports(source, tmp_path):
+    translators.register("upper_test.v1", func=lambda: Upper())
+    try:
+        result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", "upper_test"])
+    finally:
+        catalogue.REGISTRY.pop(("spacy_concner", "translators", "upper_test.v1"), None)
+    assert result.exit_code == 0, result.output
+    assert "9 of 10 sentences" in result.output
+    assert json.loads((tmp_path / "o.json").read_text())["sentences_out"] == 9
+
+
+def test_cli_names_the_missing_package(source, tmp_path):
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", "apertium", "--pair", "eng-xyz"])
+    assert result.exit_code == 1
+    assert "apt-get install apertium-eng-xyz" in result.output

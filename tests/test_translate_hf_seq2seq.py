@@ -1,0 +1,85 @@
+"""Seq2seq backend with a tiny randomly initialised Marian model built here (no download):
+it translates garbage, so what is checked is the marker handling and the failure report."""
+import pytest
+from spacy.tokens import Doc, Span
+from spacy.vocab import Vocab
+
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.translate import get_translator
+
+SENTENCES = [
+    ("Peter Blackburn visited Lima .", [(0, 2, "PER"), (3, 4, "LOC")]),
+    ("the EU rejects the call .", [(1, 2, "ORG")]),
+    ("nothing happened here .", []),
+    ("Anna met Boris in Oslo .", [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_marian_dir(tmp_path_factory):
+    pytest.importorskip("torch")
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-marian")
+    words = sorted({w for text, _ in SENTENCES for w in text.split()} | {"de", "la", "el"})
+    markers = [f"<{slash}{label}>" for label in ("PER", "LOC", "ORG") for slash in ("", "/")]
+    vocab = {token: i for i, token in enumerate(["<pad>", "</s>", "<unk>"] + markers + words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(out)
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    )
+    torch.manual_seed(0)
+    MarianMTModel(config).save_pretrained(out)
+    return out
+
+
+def make_docs():
+    docs = []
+    for i, (text, ents) in enumerate(SENTENCES):
+        doc = Doc(Vocab(), words=text.split())
+        doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+        doc.user_data[PAIR_KEY] = f"test:{i}"
+        docs.append(doc)
+    return docs
+
+
+def test_random_model_output_is_kept_only_with_its_markers(tiny_marian_dir):
+    translator = get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es", max_length=20)
+    docs = make_docs()
+    results = list(translator(docs))
+    assert [r.source for r in results] == docs
+    for result in results:
+        if result.doc is None:
+            assert result.error in ("markers lost", "unbalanced markers", "nested markers")
+        else:
+            assert sorted(e.label_ for e in result.doc.ents) == sorted(e.label_ for e in result.source.ents)
+            assert result.doc.user_data[PAIR_KEY] == result.source.user_data[PAIR_KEY]
+
+
+def test_marker_projection_and_lost_markers(tiny_marian_dir):
+    translator = get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es")
+    source = make_docs()[0]
+    kept = translator.project(source, "<LOC> Lima </LOC> fue visitada por <PER> Peter Blackburn </PER> .")
+    assert [(e.text, e.label_) for e in kept.doc.ents] == [("Lima", "LOC"), ("Peter Blackburn", "PER")]
+    assert kept.doc.user_data[PAIR_KEY] == "test:0"
+    assert translator.project(source, "Lima fue visitada por <PER> Peter Blackburn </PER> .").error == "markers lost"
+    assert translator.project(source, "Lima </LOC> fue visitada por <PER> Peter </PER>").error == "unbalanced markers"
+
+
+def test_encoded_input_reaches_the_model_with_markers(tiny_marian_dir):
+    translator = get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es")
+    text = translator.codec.encode(["Peter", "Blackburn", "visited", "Lima", "."], [True, True, True, False, False], [(0, 2, "PER"), (3, 4, "LOC")])
+    assert text == "<PER> Peter Blackburn </PER> visited <LOC> Lima </LOC>."
+    assert translator.tokenizer.unk_token_id not in translator.tokenizer(text.replace(".", " ."))["input_ids"]
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a Hugging Face model folder"):
+        get_translator("hf_seq2seq", model=str(tmp_path), lang="es")

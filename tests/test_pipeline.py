@@ -21,15 +21,20 @@ from spacy_concner.pipeline import (
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-def concner_config(tiny_bert_dir, paired_docbins, name="concner.cfg", **overrides):
-    paths = {
+def tiny_overrides(tiny_bert_dir, paired_docbins):
+    """Config overrides that train on the synthetic pairs with the tiny BERT."""
+    return {
         "paths.train": str(paired_docbins["source"]),
         "paths.translation": str(paired_docbins["translation"]),
         "paths.dev": str(paired_docbins["dev"]),
         "paths.encoder": str(tiny_bert_dir),
         "training.optimizer.learn_rate": 0.001,
     }
-    return load_config(CONFIGS / name, overrides={**paths, **overrides}, interpolate=False)
+
+
+def concner_config(tiny_bert_dir, paired_docbins, name="concner.cfg", **overrides):
+    overrides = {**tiny_overrides(tiny_bert_dir, paired_docbins), **overrides}
+    return load_config(CONFIGS / name, overrides=overrides, interpolate=False)
 
 
 @pytest.fixture(scope="module")

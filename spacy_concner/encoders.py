@@ -404,7 +404,8 @@ def create_transformer_model(
     load_pretrained = model.init
 
     def initialize(model: Model, X=None, Y=None) -> None:
-        check_encoder_available(name)
+        if not model.attrs["has_transformer"]:  # else loaded from disk: nothing to fetch
+            check_encoder_available(name)
         load_pretrained(model, X=X, Y=Y)
         if freeze_embeddings:
             freeze_word_embeddings(model)

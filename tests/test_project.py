@@ -65,7 +65,7 @@ def command_names(app: typer.Typer) -> set:
 
 def test_weasel_accepts_project(project):
     # load_project_config validates against weasel's schema and exits on errors
-    assert {"all", "baselines", "ablations"} <= set(project["workflows"])
+    assert {"all", "baselines", "ablations", "small"} <= set(project["workflows"])
 
 
 def test_workflow_all_ends_with_the_package(project):
@@ -76,13 +76,13 @@ def test_workflow_all_ends_with_the_package(project):
         assert steps.index(before) < steps.index(after)
 
 
-@pytest.mark.parametrize("workflow", ["all", "baselines", "ablations"])
-def test_every_dep_is_made_earlier_or_is_given(project, commands, workflow):
+@pytest.mark.parametrize("workflows", [["all"], ["baselines"], ["ablations"], ["all", "small"]])
+def test_every_dep_is_made_earlier_or_is_given(project, commands, workflows):
     made = set()
-    for name in project["workflows"][workflow]:
+    for name in [step for workflow in workflows for step in project["workflows"][workflow]]:
         for dep in commands[name].get("deps", []):
             given = dep.startswith("/data/") or (ROOT / dep).is_file()
-            assert dep in made or given, f"{workflow}: {name} needs {dep}, made by no earlier step"
+            assert dep in made or given, f"{workflows}: {name} needs {dep}, made by no earlier step"
         made.update(commands[name].get("outputs", []))
 
 

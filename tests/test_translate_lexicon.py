@@ -106,6 +106,8 @@ def test_real_dutch_dictionaries_on_conll_sentences(shared_data_dir, tmp_path):
     translator = get_translator("lexicon", pair="eng-nld", cache_dir=str(tmp_path))
     assert translator.lexicon.lookup("house", exact_case=False) == "huis"
     assert translator.lexicon.lookup("government", exact_case=False) == "overheid"  # only in nld-eng
+    words, ents, _ = translate(translator, "Israel and Syria", [(0, 1, "LOC"), (2, 3, "LOC")])
+    assert ents == [("Israel", "LOC"), ("Syrië", "LOC")]  # nld-eng has them lowercased
     results = list(translator(docs))
     for result in results:
         assert [e.label_ for e in result.doc.ents] == [e.label_ for e in result.source.ents]

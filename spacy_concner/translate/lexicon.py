@@ -27,7 +27,7 @@ from .text import detokenize, target_lang
 DICTD_DIR = Path("/usr/share/dictd")
 CACHE_ENV = "SPACY_CONCNER_LEXICONS"
 MAX_PHRASE = 4
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # pair -> dictionaries, each (name, inverted): inverted ones map their translations back
 SOURCES = {
     "eng-deu": [("freedict-eng-deu", False)],
@@ -48,6 +48,8 @@ class Lexicon:
     def __init__(self, exact: Dict[str, str], lowercase: Dict[str, str]):
         self.exact = exact
         self.lowercase = lowercase
+        # first words of multi-word entries: other words are looked up alone
+        self.phrase_starts = {phrase.split(" ", 1)[0] for phrase in lowercase if " " in phrase}
 
     def lookup(self, phrase: str, exact_case: bool) -> Optional[str]:
         found = self.exact.get(phrase)
@@ -137,7 +139,8 @@ def _read_freedict(name: str, dictd_dir: Path) -> Entries:
                 continue
             start = _decode_base64(offset)
             entry = data[start : start + _decode_base64(length)].decode("utf8", errors="replace")
-            yield headword, _freedict_translations(entry), len(entry)
+            limit = len(headword.split()) + 2  # longer "translations" are explanations
+            yield headword, [t for t in _freedict_translations(entry) if len(t.split()) <= limit], len(entry)
 
 
 def _freedict_translations(entry: str) -> List[str]:
@@ -209,14 +212,21 @@ class LexiconTranslator:
     def _longest_match(self, source: Doc, owner: List[int], i: int) -> Tuple[int, Optional[str]]:
         """The longest phrase from token i the lexicon knows (within one entity or outside
         entities) and its translation; (1, None) if none."""
-        if not any(c.isalpha() for c in source[i].text):
+        word = source[i].text
+        if not any(c.isalpha() for c in word):
             return 1, None
-        for n in range(min(MAX_PHRASE, len(source) - i), 0, -1):
+        longest = min(MAX_PHRASE, len(source) - i) if word.lower() in self.lexicon.phrase_starts else 1
+        for n in range(longest, 0, -1):
             if len(set(owner[i : i + n])) == 1:
                 translation = self.lexicon.lookup(source[i : i + n].text, exact_case=owner[i] >= 0)
                 if translation:
-                    return n, translation
+                    return n, _same_initial_case(translation, word) if owner[i] >= 0 else translation
         return 1, None
+
+
+def _same_initial_case(translation: str, word: str) -> str:
+    """Names keep their capital: inverted dictionaries give "israel" for Israel."""
+    return translation[:1].upper() + translation[1:] if word[:1].isupper() else translation
 
 
 def _owner_spans(doc: Doc, owner: List[int], labels: List[str]) -> List[Span]:

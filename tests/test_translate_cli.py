@@ -97,12 +97,15 @@ def test_report_counts_sentences_entities_and_failures(source, tmp_path):
     assert [key for _, key, _ in read(tmp_path / "o.spacy")] == [f"s:{i}" for i in range(10) if i != 4]
 
 
-def test_cli_translates_with_a_registered_translator_and_reports(source, tmp_path):
+@pytest.fixture
+def upper_registered():
     translators.register("upper_test.v1", func=lambda: Upper())
-    try:
-        result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", "upper_test"])
-    finally:
-        catalogue.REGISTRY.pop(("spacy_concner", "translators", "upper_test.v1"), None)
+    yield "upper_test"
+    catalogue.REGISTRY.pop(("spacy_concner", "translators", "upper_test.v1"), None)
+
+
+def test_cli_translates_with_a_registered_translator_and_reports(source, tmp_path, upper_registered):
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
     assert result.exit_code == 0, result.output
     assert "9 of 10 sentences" in result.output
     assert json.loads((tmp_path / "o.json").read_text())["sentences_out"] == 9
@@ -112,3 +115,11 @@ def test_cli_names_the_missing_package(source, tmp_path):
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", "apertium", "--pair", "eng-xyz"])
     assert result.exit_code == 1
     assert "apt-get install apertium-eng-xyz" in result.output
+
+
+def test_cli_refuses_docs_without_pair_keys(tmp_path, upper_registered):
+    source = tmp_path / "keyless.spacy"
+    DocBin(docs=[Doc(Vocab(), words=["no", "key"])]).to_disk(source)
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
+    assert result.exit_code == 1
+    assert "1 of 1 Docs" in result.output and "concner_pair" in result.output

@@ -52,8 +52,6 @@ def get_translator(name: str, **config) -> Translator:
 def translate_docs(translator: Translator, docs: Iterable[Doc], split_chars: Optional[bool] = None) -> Iterator[Translation]:
     """The translator's output; Chinese and Japanese split into one token per character by
     default (WikiANN's tokenisation), so that training data matches the test sets."""
-    from .text import split_characters
-
     if split_chars is None:
         split_chars = translator.lang in CHARACTER_LANGS
     for translation in translator(docs):
@@ -62,4 +60,5 @@ def translate_docs(translator: Translator, docs: Iterable[Doc], split_chars: Opt
         yield translation
 
 
+from .text import split_characters  # noqa: E402
 from . import apertium, hf_seq2seq, lexicon  # noqa: E402,F401  (register the built-ins)

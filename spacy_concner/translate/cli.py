@@ -40,10 +40,14 @@ def translate_cli(
     except (BackendMissing, ValueError, FileNotFoundError, TypeError) as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)
-    summary = translate_docbin(
-        source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
-        report or output.with_suffix(".json"),
-    )
+    try:
+        summary = translate_docbin(
+            source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
+            report or output.with_suffix(".json"),
+        )
+    except ValueError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1)
     typer.echo(
         f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "
         f"{summary['entity_survival']['total']:.1%}, {summary['sentences_per_second']:.0f} sentences/s"
@@ -55,7 +59,7 @@ def translate_docbin(
     chunk_size: int, report_path: Path,
 ) -> Dict:
     """Translate in chunks (reusing finished ones), then write the DocBin and the report."""
-    docs = list(DocBin().from_disk(source).get_docs(Vocab()))
+    docs = read_sources(source)
     parts = _parts_dir(source, output, config, chunk_size)
     chunk_stats = []
     with tqdm(total=len(docs), unit="sent", desc="translate") as progress:
@@ -75,6 +79,20 @@ def translate_docbin(
     _atomic_write(report_path, json.dumps(summary, indent=2, ensure_ascii=False).encode("utf8"))
     shutil.rmtree(parts)
     return summary
+
+
+def read_sources(source: Path) -> List[Doc]:
+    """The source Docs; each must carry its pair key, which its translation inherits."""
+    docs = list(DocBin().from_disk(source).get_docs(Vocab()))
+    if not docs:
+        raise ValueError(f"{source} holds no Docs")
+    missing = sum(PAIR_KEY not in doc.user_data for doc in docs)
+    if missing:
+        raise ValueError(
+            f"{missing} of {len(docs)} Docs in {source} carry no doc.user_data[{PAIR_KEY!r}]: "
+            "make the DocBin with `python -m spacy_concner convert`"
+        )
+    return docs
 
 
 def _parts_dir(source: Path, output: Path, config: Dict, chunk_size: int) -> Path:

@@ -25,7 +25,10 @@ def detokenize(words: Sequence[str]) -> List[bool]:
     for i, word in enumerate(words):
         if word == '"':
             open_quote = not open_quote
-            (spaces.__setitem__(i, False) if open_quote else _glue_left(spaces, i))
+            if open_quote:
+                spaces[i] = False
+            else:
+                _glue_left(spaces, i)
         elif word.lower() in _NO_SPACE_BEFORE:
             _glue_left(spaces, i)
         elif word in _NO_SPACE_AFTER:

@@ -23,6 +23,7 @@ from wasabi import msg
 from . import __version__
 from .evaluate import load_records
 
+STUDENT = {"concner": "transformer student", "ner": "CNN student"}
 METHOD = {
     "concner": (
         "ConCNER student (Fu et al., *Dual Contrastive Framework for Cross-lingual NER*, "
@@ -91,7 +92,7 @@ def package_model(
     meta.update(
         name=name,
         version=version,
-        description=f"Cross-lingual NER for {lang} ({kind} student of a ConCNER teacher)",
+        description=f"Cross-lingual NER for {lang}: the {STUDENT[kind]} of a ConCNER teacher",
         license="research use only (CoNLL data terms)" if data == "conll" else "see README.md",
         requirements=plugin_requirements(config),
     )

@@ -186,7 +186,7 @@ def annotate(
         if not part.exists():
             start = time.perf_counter()
             write_docbin(annotate_docs(nlp, chunk, batch_size), part)
-            log_chunk(index, len(chunks), chunk, time.perf_counter() - start)
+            progress.write(chunk_log(index, len(chunks), chunk, time.perf_counter() - start))
         progress.update(len(chunk))
     progress.close()
     merged = [
@@ -220,9 +220,9 @@ def prepare_parts(parts: Path, fingerprint: Dict) -> None:
     stamp.write_text(json.dumps(fingerprint, indent=2), encoding="utf8")
 
 
-def log_chunk(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> None:
+def chunk_log(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> str:
     n_words = sum(len(doc) for doc in chunk)
-    msg.text(
+    return (
         f"chunk {index + 1}/{n_chunks}: {len(chunk)} sentences, {n_words} words in "
         f"{seconds:.1f} s ({len(chunk) / seconds:.1f} sents/s, {n_words / seconds:.0f} words/s)"
     )

@@ -124,13 +124,10 @@ class ConcNER(TrainablePipe):
     def add_label(self, label: str) -> int:
         if label in self.labels:
             return 0
-        self._require_no_model_yet("add_label")
+        if self.model.get_ref("output_layer").has_dim("nO"):
+            raise ValueError(f"Cannot add a label to '{self.name}' after it was initialized.")
         self.cfg["labels"] = sorted(self.labels + (label,))
         return 1
-
-    def _require_no_model_yet(self, action: str) -> None:
-        if self.model.get_ref("output_layer").has_dim("nO"):
-            raise ValueError(f"Cannot {action} to '{self.name}' after it was initialized.")
 
     def initialize(
         self,

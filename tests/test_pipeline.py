@@ -82,6 +82,15 @@ def test_initialize_labels_and_tags(nlp):
     assert concner.tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
 
+def test_add_label_before_initialize_only(nlp):
+    fresh = spacy.blank("xx").add_pipe("concner")
+    assert fresh.add_label("PER") == 1 and fresh.add_label("LOC") == 1
+    assert fresh.add_label("PER") == 0
+    assert fresh.tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    with pytest.raises(ValueError, match="after it was initialized"):
+        nlp.get_pipe("concner").add_label("MISC")
+
+
 def test_predict_writes_valid_entities_in_batches(nlp):
     texts = ["Anna lives in Paris .", "", "   ", "yesterday Boris flew to Oslo ."] * 5
     docs = list(nlp.pipe(texts, batch_size=3))

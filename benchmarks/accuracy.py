@@ -118,7 +118,7 @@ def project_vars(lang: str, n_source: int, seed: int, data_dir: Path, extra: Dic
         "pair": target.pair,
         "translate_options": target.translate_options,
         "source_name": target.source.name,
-        "data_dir": str(data_dir),
+        "data_dir": str(data_dir.resolve()),  # the commands run in the project folder
         "data_ext": data_ext(data_dir, list(files.values())),
         **files,
         "n_source": n_source,

@@ -21,6 +21,10 @@ ENTRIES = {  # a dictd eng-deu in miniature, in FreeDict's layout
     "New York": "New York /njuː jˈɔːk/\nNew York <neut> [geogr.]\n",
     "say sth.": "say sth. /sˈeɪ/\netw. sagen, etw. äußern <v>\n",
     "in": "in /ˈɪn/\n [Br.] in <prp>\n",
+    # the index files abbreviations, lowercased, under their full term
+    "he": "high explosive /hˈaɪ ɛksplˈəʊsɪv/ (HE /hˈiː/)\nhochexplosiver Sprengstoff\n",
+    "he ": "His Excellency /hɪz ˈɛksələnsi/ (H.E. /ˈeɪtʃ ˈiː/)\nSeine Exzellenz\n",
+    "he  ": "he /hˈiː/\ner <pron, pers>\n",
 }
 
 
@@ -68,6 +72,13 @@ def test_phrases_entities_and_common_senses(dictd_dir, tmp_path):
     assert ents == [("New York", "LOC"), ("Deutschland", "LOC")]
     assert result.notes["tokens"] == 4 and result.notes["tokens_translated"] == 3
     assert result.doc.user_data[PAIR_KEY] == "test:0"
+
+
+def test_abbreviations_keep_their_case(dictd_dir, tmp_path):
+    translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    assert translator.lexicon.lookup("he", exact_case=False) == "er"
+    assert translator.lexicon.lookup("HE", exact_case=True) == "hochexplosiver Sprengstoff"
+    assert translator.lexicon.lookup("H.E.", exact_case=True) is None
 
 
 def test_entity_words_need_their_exact_case_and_phrases_do_not_cross_entities(dictd_dir, tmp_path):

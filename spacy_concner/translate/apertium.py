@@ -28,7 +28,7 @@ _END_OF_SENTENCE = "[][\n]"  # what apertium-destxt puts at a line end: flushes 
 
 
 class ApertiumFailure(RuntimeError):
-    pass
+    """The pipeline died or did not answer in time."""
 
 
 class ApertiumProcess:

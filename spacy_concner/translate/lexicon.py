@@ -27,7 +27,7 @@ from .text import detokenize, target_lang
 DICTD_DIR = Path("/usr/share/dictd")
 CACHE_ENV = "SPACY_CONCNER_LEXICONS"
 MAX_PHRASE = 4
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 # pair -> dictionaries, each (name, inverted): inverted ones map their translations back
 SOURCES = {
     "eng-deu": [("freedict-eng-deu", False)],
@@ -39,6 +39,7 @@ SOURCES = {
 _BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _ANNOTATION = re.compile(r"<[^>]*>|\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|^\d+\.\s*")
 _ABBREVIATION = re.compile(r"(?<!\S)\w{1,4}\.(?!\S)")  # etw. jdm. sb. sth.
+_VARIANT = re.compile(r"\(([^()/]+?) /")  # "(HE /hˈiː/)" on an entry's first line
 _CEDICT_SKIP = re.compile(r"^(variant of|surname|CL:|abbr\.|see |old variant|used in|\(?Tw\)?)")
 
 Entries = Iterable[Tuple[str, List[str], int]]  # headword, translations by preference, entry size
@@ -139,8 +140,24 @@ def _read_freedict(name: str, dictd_dir: Path) -> Entries:
                 continue
             start = _decode_base64(offset)
             entry = data[start : start + _decode_base64(length)].decode("utf8", errors="replace")
+            headword = _entry_headword(entry, headword)
+            if headword is None:
+                continue
             limit = len(headword.split()) + 2  # longer "translations" are explanations
             yield headword, [t for t in _freedict_translations(entry) if len(t.split()) <= limit], len(entry)
+
+
+def _entry_headword(entry: str, indexed: str) -> Optional[str]:
+    """The headword as the entry writes it, None if the entry does not write it. Indexes
+    list abbreviations, lowercased, under their full term ("he" -> "high explosive /.../
+    (HE /.../)", "he" -> "His Excellency (H.E. /.../)"): keep their case, or skip them, so
+    that "HE" does not translate "he"."""
+    first_line = entry.split("\n", 1)[0]
+    for written in [first_line.split(" /", 1)[0]] + _VARIANT.findall(first_line):
+        written = written.split(" <", 1)[0].strip()
+        if written.lower() == indexed.lower():
+            return written
+    return None
 
 
 def _freedict_translations(entry: str) -> List[str]:
@@ -150,8 +167,8 @@ def _freedict_translations(entry: str) -> List[str]:
         if line[:2].isspace() or line.strip().startswith("see:"):
             continue
         for part in re.split(r"[,;]", _ANNOTATION.sub("", line)):
-            part = " ".join(_ABBREVIATION.sub("", part).split())
-            if part and "…" not in part and part not in out:
+            part = " ".join(_ABBREVIATION.sub("", part).replace("~", " ").split())  # eng-hin: के~लिये
+            if part and "…" not in part and not part.startswith("/") and part not in out:
                 out.append(part)
     return out
 

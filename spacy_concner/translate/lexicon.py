@@ -27,7 +27,7 @@ from .text import detokenize, target_lang
 DICTD_DIR = Path("/usr/share/dictd")
 CACHE_ENV = "SPACY_CONCNER_LEXICONS"
 MAX_PHRASE = 4
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 # pair -> dictionaries, each (name, inverted): inverted ones map their translations back
 SOURCES = {
     "eng-deu": [("freedict-eng-deu", False)],
@@ -37,7 +37,8 @@ SOURCES = {
     "eng-zho": [("cedict", True)],
 }
 _BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
-_ANNOTATION = re.compile(r"<[^>]*>|\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|^\d+\.\s*")
+_GRAMMAR = re.compile(r"<[^>]*>")
+_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|^\d+\.\s*")
 _ABBREVIATION = re.compile(r"(?<!\S)\w{1,4}\.(?!\S)")  # etw. jdm. sb. sth.
 _VARIANT = re.compile(r"\(([^()/]+?) /")  # "(HE /hˈiː/)" on an entry's first line
 _CEDICT_SKIP = re.compile(r"^(variant of|surname|CL:|abbr\.|see |old variant|used in|\(?Tw\)?)")
@@ -166,8 +167,10 @@ def _freedict_translations(entry: str) -> List[str]:
     for line in entry.split("\n")[1:]:
         if line[:2].isspace() or line.strip().startswith("see:"):
             continue
-        for part in re.split(r"[,;]", _ANNOTATION.sub("", line)):
-            part = " ".join(_ABBREVIATION.sub("", part).replace("~", " ").split())  # eng-hin: के~लिये
+        # "Deutschland <neut> [geogr.] DE": what follows the grammar tag is a code, not a translation
+        line = _GRAMMAR.sub("\0", _ANNOTATION.sub("", line))
+        for part in re.split(r"[,;]", line):
+            part = " ".join(_ABBREVIATION.sub("", part.split("\0", 1)[0]).replace("~", " ").split())  # eng-hin: के~लिये
             if part and "…" not in part and not part.startswith("/") and part not in out:
                 out.append(part)
     return out

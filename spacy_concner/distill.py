@@ -228,8 +228,9 @@ def chunk_log(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> st
     )
 
 
-def run_fingerprint(teacher: str, unlabelled: Path, tags: List[str], options: Dict) -> Dict:
-    """What a chunk's content depends on: teacher, input file and options."""
+def run_fingerprint(teacher: str, nlp: Language, unlabelled: Path, options: Dict) -> Dict:
+    """What a chunk's content depends on: teacher (its files' times, or an installed
+    package's version), input file and options."""
     stat = Path(unlabelled).stat()
     teacher_path = Path(teacher)
     teacher_mtime = None
@@ -237,8 +238,9 @@ def run_fingerprint(teacher: str, unlabelled: Path, tags: List[str], options: Di
         teacher_mtime = max((f.stat().st_mtime_ns for f in teacher_path.rglob("*")), default=0)
     return {
         "teacher": str(teacher_path.resolve()) if teacher_path.exists() else teacher,
+        "teacher_version": nlp.meta.get("version"),
         "teacher_mtime_ns": teacher_mtime,
-        "tags": tags,
+        "tags": nlp.get_pipe(find_concner(nlp)).tags,
         "input": str(Path(unlabelled).resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
@@ -277,14 +279,13 @@ def annotate_cli(
     try:
         nlp = load_teacher(teacher, gpu_id)
         docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
-        tags = nlp.get_pipe(find_concner(nlp)).tags
         options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
-        fingerprint = run_fingerprint(teacher, unlabelled, tags, options)
+        fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
     except (AnnotateError, CorpusError) as error:
         msg.fail(f"Error: {error}")
         raise typer.Exit(1)
     n_words = sum(len(doc) for doc in docs)
-    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {tags}")
+    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")
     start = time.perf_counter()
     annotate(nlp, docs, output, fingerprint, batch_size, chunk_size)
     seconds = time.perf_counter() - start

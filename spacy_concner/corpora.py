@@ -49,7 +49,7 @@ class Sentence:
 def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
     """All non-empty sentences of a corpus file, with IOB2 tags."""
     path = Path(path)
-    lines = list(_numbered_lines(path))
+    lines = list(numbered_lines(path))
     if corpus_format == "auto":
         corpus_format = detect_format(path, lines)
     elif corpus_format not in FORMATS:
@@ -190,7 +190,7 @@ def _describe_counts(counts: Counter) -> str:
     return f"{sum(counts.values())} entities" + (f" ({per_label})" if per_label else "")
 
 
-def _numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as file:

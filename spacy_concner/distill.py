@@ -26,7 +26,7 @@ from .corpora import (
     FORMATS,
     CorpusError,
     Sentence,
-    _numbered_lines,
+    numbered_lines,
     corpus_name,
     detect_format,
     read_docs,
@@ -80,7 +80,7 @@ def sniff_format(path: Path) -> str:
         return "docbin"
     token_lines = (
         (number, line)
-        for number, line in _numbered_lines(path)
+        for number, line in numbered_lines(path)
         if line.strip() and not line.startswith("-DOCSTART-")
     )
     sniffed = list(islice(token_lines, N_SNIFFED_LINES))
@@ -100,7 +100,7 @@ def read_text(path: Path) -> List[Sentence]:
     """One sentence per non-blank line, tokens split on whitespace; index = line number - 1."""
     return [
         Sentence(number - 1, tuple(line.split()), ())
-        for number, line in _numbered_lines(path)
+        for number, line in numbered_lines(path)
         if line.strip()
     ]
 

@@ -258,12 +258,18 @@ def markdown_report(records: List[Dict]) -> str:
         "| system | " + " | ".join(head) + " |",
         "| --- |" + " ---: |" * len(head),
     ]
+    def f1s(system, column):
+        return [r["f1"] for r in records if (r["system"], r["lang"], r["dataset"], r["n_source"]) == (system, *column)]
+
     for system in systems:
-        cells = []
-        for lang, dataset, n in langs:
-            f1s = [r["f1"] for r in records if (r["system"], r["lang"], r["dataset"], r["n_source"]) == (system, lang, dataset, n)]
-            cells.append(_mean_std(f1s) if f1s else "")
+        cells = [_mean_std(f1s(system, column)) if f1s(system, column) else "" for column in langs]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    gains = [
+        f"{statistics.mean(f1s('concner', c)) - statistics.mean(f1s('en', c)):+.2f}"
+        if f1s("concner", c) and f1s("en", c) else "" for c in langs
+    ]
+    if any(gains):
+        lines.append("| concner - en | " + " | ".join(gains) + " |")
     columns = ["system", "lang", "dataset", "n_source", "seed", "precision", "recall", "f1",
                "train_seconds", "peak_rss_mb"]
     lines += ["", "## Records", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]

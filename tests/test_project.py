@@ -201,4 +201,5 @@ def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
     report = accuracy.markdown_report(records)
     assert "| concner | 71.00 ± 1.41 |" in report
     assert "| en | 65.50 |" in report
+    assert "| concner - en | +5.50 |" in report
     assert "es (conll2002, N=1000)" in report

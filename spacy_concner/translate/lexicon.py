@@ -210,16 +210,17 @@ class LexiconTranslator:
             yield self.translate(doc)
 
     def translate(self, source: Doc) -> Translation:
-        owner = entity_of_token(len(source), [(e.start, e.end, e.label_) for e in source.ents])
+        source_words = [token.text for token in source]
+        owner = entity_of_token(len(source_words), [(e.start, e.end, e.label_) for e in source.ents])
         words, word_owner, notes = [], [], Counter()
         i = 0
-        while i < len(source):
-            n, translation = self._longest_match(source, owner, i)
-            phrase_words = translation.split() if translation else [source[i].text]
+        while i < len(source_words):
+            n, translation = self._longest_match(source_words, owner, i)
+            phrase_words = translation.split() if translation else [source_words[i]]
             words.extend(phrase_words)
             word_owner.extend([owner[i]] * len(phrase_words))
             kind = "entity_tokens" if owner[i] >= 0 else "tokens"
-            if owner[i] >= 0 or any(c.isalpha() for c in source[i].text):
+            if owner[i] >= 0 or _has_letter(source_words[i]):
                 notes[kind] += n
                 notes[f"{kind}_translated"] += n if translation else 0
             i += n
@@ -229,19 +230,22 @@ class LexiconTranslator:
         doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
         return Translation(source, doc, notes=notes)
 
-    def _longest_match(self, source: Doc, owner: List[int], i: int) -> Tuple[int, Optional[str]]:
-        """The longest phrase from token i the lexicon knows (within one entity or outside
+    def _longest_match(self, words: List[str], owner: List[int], i: int) -> Tuple[int, Optional[str]]:
+        """The longest phrase from word i the lexicon knows (within one entity or outside
         entities) and its translation; (1, None) if none."""
-        word = source[i].text
-        if not any(c.isalpha() for c in word):
+        if not _has_letter(words[i]):
             return 1, None
-        longest = min(MAX_PHRASE, len(source) - i) if word.lower() in self.lexicon.phrase_starts else 1
+        longest = min(MAX_PHRASE, len(words) - i) if words[i].lower() in self.lexicon.phrase_starts else 1
         for n in range(longest, 0, -1):
             if len(set(owner[i : i + n])) == 1:
-                translation = self.lexicon.lookup(source[i : i + n].text, exact_case=owner[i] >= 0)
+                translation = self.lexicon.lookup(" ".join(words[i : i + n]), exact_case=owner[i] >= 0)
                 if translation:
-                    return n, _same_initial_case(translation, word) if owner[i] >= 0 else translation
+                    return n, _same_initial_case(translation, words[i]) if owner[i] >= 0 else translation
         return 1, None
+
+
+def _has_letter(word: str) -> bool:
+    return any(c.isalpha() for c in word)
 
 
 def _same_initial_case(translation: str, word: str) -> str:

@@ -87,10 +87,10 @@ def target_doc(nlp: spacy.Language, text: str, spans: Sequence[CharSpan], pair_k
 def split_characters(doc: Doc) -> Doc:
     """One token per character (WikiANN's Chinese tokenisation), entities spread over them."""
     words, spaces, starts = [], [], []
-    for token in doc:
+    for text, space in zip([t.text for t in doc], [bool(t.whitespace_) for t in doc]):
         starts.append(len(words))
-        words.extend(token.text)
-        spaces.extend([False] * (len(token.text) - 1) + [bool(token.whitespace_)])
+        words.extend(text)
+        spaces.extend([False] * (len(text) - 1) + [space])
     starts.append(len(words))
     out = Doc(doc.vocab, words=words, spaces=spaces)
     out.ents = [Span(out, starts[e.start], starts[e.end], label=e.label) for e in doc.ents]

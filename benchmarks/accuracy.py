@@ -15,6 +15,7 @@ accuracy.json holds its record.
 Writes to --results (default benchmarks/results):
   accuracy.json        one record per system, language, N and seed (F1 etc. 0-100)
   accuracy.md          the records, and F1 per system and language (mean ± std over seeds)
+  accuracy.png         bar chart of F1 per language and system
   accuracy_steps.json  wall time and peak RSS of every step, with its commands
 """
 import json
@@ -342,7 +343,11 @@ def main(
             for key in keys:
                 print(f"=== {key['system']} {lang} N={n_source} seed={seed}", flush=True)
                 table.add(run_system(log, commands, key["system"], context))
-    print(f"Results: {table.json_path}, {table.md_path}")
+    if table.records:
+        from spacy_concner.evaluate import plot_f1
+
+        plot_f1(table.records, results / "accuracy.png")
+    print(f"Results: {table.json_path}, {table.md_path}, {results / 'accuracy.png'}")
 
 
 if __name__ == "__main__":

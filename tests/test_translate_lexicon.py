@@ -1,7 +1,5 @@
 """Lexicon backend: FreeDict parsing, phrases, entity rules, the cache; real dictionaries."""
 import gzip
-import shutil
-from pathlib import Path
 
 import pytest
 from spacy.tokens import Doc, Span

@@ -15,6 +15,8 @@ from typing import Iterable, Iterator, Optional, Protocol
 import catalogue
 from spacy.tokens import Doc
 
+from .text import split_characters
+
 CHARACTER_LANGS = ("zh", "ja")
 translators = catalogue.create("spacy_concner", "translators", entry_points=True)
 
@@ -60,5 +62,4 @@ def translate_docs(translator: Translator, docs: Iterable[Doc], split_chars: Opt
         yield translation
 
 
-from .text import split_characters  # noqa: E402
 from . import apertium, hf_seq2seq, lexicon  # noqa: E402,F401  (register the built-ins)

@@ -29,3 +29,13 @@ def test_third_party_translator_by_name_and_config():
 def test_unknown_translator_lists_the_registered_ones():
     with pytest.raises(ValueError, match="Unknown translator 'nope'.*apertium.v1"):
         get_translator("nope")
+
+
+def test_builtins_are_declared_as_entry_points():
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group="spacy_concner_translators")}
+    if not declared:
+        pytest.skip("spacy-concner is not pip-installed")
+    assert declared["apertium.v1"] == "spacy_concner.translate.apertium:make_apertium"
+    assert {"lexicon.v1", "hf_seq2seq.v1"} <= set(declared)

@@ -85,3 +85,13 @@ def test_failing_sentences_are_reported_and_the_process_restarted(tmp_path):
 def test_missing_mode_names_the_package(tmp_path):
     with pytest.raises(BackendMissing, match="apt-get install apertium-eng-xyz"):
         get_translator("apertium", pair="eng-xyz", modes_dir=str(tmp_path))
+
+
+@needs_apertium
+def test_a_failing_sentence_alone_in_its_batch_is_reported(tmp_path):
+    translator = get_translator("apertium", pair="eng-spa", timeout=1.0, batch_size=1)
+    script = tmp_path / "fake.py"
+    script.write_text(FAKE_PIPELINE)
+    translator.process.script = f"exec {sys.executable} {script}"
+    docs = [read_docs_one(text, [(0, 1, "PER")]) for text in ["Peter ok", "CRASH now", "Anna ok"]]
+    assert [r.error for r in translator(docs)] == [None, "apertium died", None]

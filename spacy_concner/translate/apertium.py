@@ -108,9 +108,9 @@ class Apertium:
     def _translate(self, inputs: List[str]) -> List[Union[str, ApertiumFailure]]:
         try:
             return self.process.translate(inputs)
-        except ApertiumFailure:
+        except ApertiumFailure as failure:
             if len(inputs) == 1:
-                raise
+                return [failure]
         return [self._translate_one(text) for text in inputs]
 
     def _translate_one(self, text: str) -> Union[str, ApertiumFailure]:

@@ -123,3 +123,13 @@ def test_cli_refuses_docs_without_pair_keys(tmp_path, upper_registered):
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
     assert result.exit_code == 1
     assert "1 of 1 Docs" in result.output and "concner_pair" in result.output
+
+
+def test_chunks_split_another_way_are_not_reused(source, tmp_path):
+    output, report = tmp_path / "out.spacy", tmp_path / "out.json"
+    with pytest.raises(Interrupted):
+        translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
+    again = Upper()
+    translate_docbin(source, output, again, {"translator": "upper"}, True, 3, report)
+    assert len(again.seen) == 10
+    assert all(len(doc) > 5 for doc in DocBin().from_disk(output).get_docs(Vocab()))

@@ -60,7 +60,7 @@ def translate_docbin(
 ) -> Dict:
     """Translate in chunks (reusing finished ones), then write the DocBin and the report."""
     docs = read_sources(source)
-    parts = _parts_dir(source, output, config, chunk_size)
+    parts = _parts_dir(source, output, config, split_chars, chunk_size)
     chunk_stats = []
     with tqdm(total=len(docs), unit="sent", desc="translate") as progress:
         for index, start in enumerate(range(0, len(docs), chunk_size)):
@@ -95,11 +95,11 @@ def read_sources(source: Path) -> List[Doc]:
     return docs
 
 
-def _parts_dir(source: Path, output: Path, config: Dict, chunk_size: int) -> Path:
+def _parts_dir(source: Path, output: Path, config: Dict, split_chars: Optional[bool], chunk_size: int) -> Path:
     """OUTPUT.parts/, emptied unless it holds chunks of this very job."""
     parts = output.with_name(output.name + ".parts")
     stat = source.stat()
-    job = {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime, "config": config, "chunk_size": chunk_size}
+    job = {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime, "config": config, "split_chars": split_chars, "chunk_size": chunk_size}
     manifest = parts / "job.json"
     if manifest.exists() and json.loads(manifest.read_text(encoding="utf8")) != job:
         shutil.rmtree(parts)

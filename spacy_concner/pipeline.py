@@ -254,7 +254,7 @@ class ConcNER(TrainablePipe):
 
     def _distillation_loss(self, probs, soft, d_logits) -> float:
         rows = [i for i, s in enumerate(soft) if s is not None]
-        d_probs, value = self.get_teacher_student_loss(
+        value, d_probs = self.get_teacher_student_loss(
             [soft[i] for i in rows], [probs[i] for i in rows]
         )
         for i, d in zip(rows, d_probs):
@@ -263,11 +263,11 @@ class ConcNER(TrainablePipe):
 
     def get_teacher_student_loss(
         self, teacher_scores: List[Floats2d], student_scores: List[Floats2d]
-    ) -> Tuple[List[Floats2d], float]:
-        """Eq. 9, with the signature of spaCy v4's TrainablePipe method: gradient
-        w.r.t. the student's probabilities, and the loss."""
+    ) -> Tuple[float, List[Floats2d]]:
+        """Eq. 9, with the signature of spaCy v4's TrainablePipe method: the loss, and
+        its gradient w.r.t. the student's probabilities."""
         d_student, value = self.distillation_loss(student_scores, teacher_scores)
-        return d_student, value
+        return value, d_student
 
     def _gold_tag_ids(self, eg: Example) -> Optional[Ints1d]:
         """IOB2 tag index per predicted token, MISSING where the gold is unknown;

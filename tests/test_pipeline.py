@@ -236,3 +236,12 @@ def test_pair_key_survives_docbin(paired_docbins):
 
     docs = list(DocBin().from_disk(paired_docbins["translation"]).get_docs(spacy.blank("xx").vocab))
     assert docs[3].user_data[PAIR_KEY] == "synthetic:3"
+
+
+def test_teacher_student_loss_returns_loss_then_gradient_as_spacy_v4(nlp):
+    concner = nlp.get_pipe("concner")
+    student = [numpy.full((2, 3), 0.5, dtype="float32")]
+    teacher = [numpy.zeros((2, 3), dtype="float32")]
+    loss, d_student = concner.get_teacher_student_loss(teacher, student)
+    assert loss == pytest.approx(0.25)
+    numpy.testing.assert_allclose(d_student[0], numpy.full((2, 3), 1 / 6))

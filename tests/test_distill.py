@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from spacy_concner import distill
 from spacy_concner.cli import app
-from spacy_concner.distill import AnnotateError, read_unlabelled, sniff_format
+from spacy_concner.distill import read_unlabelled, sniff_format
 from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 

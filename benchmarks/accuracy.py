@@ -32,6 +32,8 @@ from typing import Dict, List, Optional, Sequence
 
 import typer
 
+from spacy_concner.files import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -138,13 +140,6 @@ def project_commands(variables: Dict) -> Dict[str, Dict]:
 
 def read_json(path: Path) -> List[Dict]:
     return json.loads(path.read_text(encoding="utf8")) if path.exists() else []
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf8")
-    os.replace(tmp, path)
 
 
 def run_line(line: str, threads: int) -> float:

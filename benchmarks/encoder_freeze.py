@@ -128,13 +128,10 @@ def run_child(freeze: bool, data_dir: Path, steps: int) -> dict:
 
 
 def write_results(results: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS / "encoder_freeze.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, RESULTS / "encoder_freeze.json")
-    tmp = RESULTS / "encoder_freeze.md.tmp"
-    tmp.write_text(markdown(results))
-    os.replace(tmp, RESULTS / "encoder_freeze.md")
+    from spacy_concner.files import write_atomic
+
+    write_atomic(RESULTS / "encoder_freeze.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(RESULTS / "encoder_freeze.md", markdown(results))
 
 
 def markdown(results: dict) -> str:

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 
 import typer
 
-from spacy_concner.evaluate import write_atomic
+from spacy_concner.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_WORDS_PER_SECOND = 10_000

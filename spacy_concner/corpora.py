@@ -13,7 +13,6 @@ being the sentence's 0-based position in the file, so that samples and translati
 sentence keep its key.
 """
 import gzip
-import os
 import random
 import re
 from collections import Counter
@@ -26,6 +25,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
+from .files import write_atomic
 from .pairs import PAIR_KEY
 
 FORMATS = ("conll2002", "conll2003", "wikiann")
@@ -142,11 +142,7 @@ def count_entities(docs: Iterable[Doc]) -> Counter:
 
 def write_docbin(docs: Iterable[Doc], output: Path) -> None:
     """Save the Docs (with their user data) as a DocBin, atomically."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    DocBin(docs=docs, store_user_data=True).to_disk(tmp)
-    os.replace(tmp, output)
+    write_atomic(output, DocBin(docs=docs, store_user_data=True).to_bytes())
 
 
 def convert_cli(

@@ -16,7 +16,7 @@ from typing import Dict, Iterable, Iterator, List, Sequence
 
 import typer
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 from tqdm import tqdm
@@ -33,6 +33,7 @@ from .corpora import (
     sentence_to_doc,
     write_docbin,
 )
+from .files import DocBinError, read_docbin
 from .pairs import PAIR_KEY
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
 
@@ -103,13 +104,6 @@ def read_text(path: Path) -> List[Sentence]:
         for number, line in numbered_lines(path)
         if line.strip()
     ]
-
-
-def read_docbin(path: Path, vocab: Vocab) -> List[Doc]:
-    try:
-        return list(DocBin().from_disk(path).get_docs(vocab))
-    except Exception as error:
-        raise AnnotateError(f"{path} is not a DocBin (.spacy) file: {error}") from error
 
 
 def words_only(doc: Doc) -> Doc:
@@ -281,7 +275,7 @@ def annotate_cli(
         docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
         options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
         fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
-    except (AnnotateError, CorpusError) as error:
+    except (AnnotateError, CorpusError, DocBinError) as error:
         msg.fail(f"Error: {error}")
         raise typer.Exit(1)
     n_words = sum(len(doc) for doc in docs)

@@ -6,7 +6,6 @@ language and a Markdown table; `python -m spacy_concner plot` draws the F1 bar c
 one or more such JSON files (or benchmarks/results/accuracy.json).
 """
 import json
-import os
 import re
 import statistics
 import time
@@ -17,9 +16,11 @@ import typer
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from tqdm import tqdm
 from wasabi import msg
+
+from .files import DocBinError, atomic_path, read_docbin, write_atomic
 
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
 
@@ -40,12 +41,9 @@ def parse_test_arg(arg: str) -> Tuple[str, Path]:
 def read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
     """The Docs of a DocBin file, which must hold gold entities."""
     try:
-        docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-    except Exception as err:
-        raise typer.BadParameter(
-            f"{path} is not a DocBin (.spacy) file ({err}); "
-            "make one with `python -m spacy_concner convert`"
-        ) from err
+        docs = read_docbin(path, nlp.vocab)
+    except DocBinError as err:
+        raise typer.BadParameter(str(err)) from err
     if not any(doc.ents for doc in docs):
         raise typer.BadParameter(
             f"{path} has no gold entities (an unlabelled or empty file?); "
@@ -160,12 +158,6 @@ def markdown_table(records: List[Dict]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf8")
-    os.replace(tmp, path)
-
-
 def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
     """SYSTEM.json (a list of records) and SYSTEM.md in output_dir."""
     stem = re.sub(r"[^\w.-]", "_", system)
@@ -173,7 +165,6 @@ def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
 
 
 def write_results(records: List[Dict], output_dir: Path, system: str) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = result_paths(output_dir, system)
     write_atomic(json_path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
     write_atomic(md_path, markdown_table(records))
@@ -247,11 +238,9 @@ def plot_f1(records: List[Dict], path: Path) -> Path:
     ax.set_title("NER F1 per language and system (mean ± std over runs)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -192,6 +192,14 @@ def test_bad_input_writes_nothing(teacher_dir, tmp_path, content, message):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_a_spacy_file_that_is_not_a_docbin_is_refused(teacher_dir, tmp_path):
+    path = tmp_path / "input.spacy"
+    path.write_text("Anna wohnt in Köln .\n", encoding="utf8")
+    code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy")
+    assert code == 1 and "cannot be read as a DocBin" in " ".join(text.split())
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_max_tokens_option_admits_long_lines(teacher_dir, tmp_path):
     path = tmp_path / "input.txt"
     path.write_text("Anna " * 1200 + "\n", encoding="utf8")

@@ -133,3 +133,11 @@ def test_chunks_split_another_way_are_not_reused(source, tmp_path):
     translate_docbin(source, output, again, {"translator": "upper"}, True, 3, report)
     assert len(again.seen) == 10
     assert all(len(doc) > 5 for doc in DocBin().from_disk(output).get_docs(Vocab()))
+
+
+def test_cli_refuses_a_source_that_is_not_a_docbin(tmp_path, upper_registered):
+    source = tmp_path / "en.spacy"
+    source.write_text("Anna saw Lima\n", encoding="utf8")
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
+    assert result.exit_code == 1
+    assert "cannot be read as a DocBin" in result.output and "spacy_concner convert" in result.output

@@ -4,7 +4,6 @@ Work goes in chunks, each written atomically under OUTPUT.parts/, so that an int
 run resumes where it stopped; the final DocBin and a JSON report are written at the end.
 """
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -16,6 +15,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from tqdm import tqdm
 
+from ..files import read_docbin, write_atomic
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, Translator, get_translator, translate_docs
 
@@ -72,18 +72,18 @@ def translate_docbin(
             progress.update(len(chunk))
     translated = DocBin(store_user_data=True)
     for index in range(len(chunk_stats)):
-        for doc in DocBin().from_disk(parts / f"chunk-{index:05d}.spacy").get_docs(Vocab()):
+        for doc in read_docbin(parts / f"chunk-{index:05d}.spacy", Vocab()):
             translated.add(doc)
-    _atomic_write(output, translated.to_bytes())
+    write_atomic(output, translated.to_bytes())
     summary = {"source": str(source), "output": str(output), "config": config, **_summarise(chunk_stats)}
-    _atomic_write(report_path, json.dumps(summary, indent=2, ensure_ascii=False).encode("utf8"))
+    write_atomic(report_path, json.dumps(summary, indent=2, ensure_ascii=False))
     shutil.rmtree(parts)
     return summary
 
 
 def read_sources(source: Path) -> List[Doc]:
     """The source Docs; each must carry its pair key, which its translation inherits."""
-    docs = list(DocBin().from_disk(source).get_docs(Vocab()))
+    docs = read_docbin(source, Vocab())
     if not docs:
         raise ValueError(f"{source} holds no Docs")
     missing = sum(PAIR_KEY not in doc.user_data for doc in docs)
@@ -114,8 +114,8 @@ def _translate_chunk(translator: Translator, docs: List[Doc], split_chars: Optio
     results = list(translate_docs(translator, docs, split_chars))
     seconds = time.perf_counter() - started
     out = DocBin(store_user_data=True, docs=[r.doc for r in results if r.doc is not None])
-    _atomic_write(doc_path, out.to_bytes())
-    _atomic_write(stats_path, json.dumps(_chunk_stats(results, seconds)).encode("utf8"))
+    write_atomic(doc_path, out.to_bytes())
+    write_atomic(stats_path, json.dumps(_chunk_stats(results, seconds)))
 
 
 def _chunk_stats(results: List[Translation], seconds: float) -> Dict:
@@ -174,10 +174,3 @@ def _with_total(counts: Counter) -> Dict[str, int]:
 
 def _ratio(part: int, whole: int) -> Optional[float]:
     return round(part / whole, 4) if whole else None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
+from ..files import atomic_path
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, translators
 from .markers import entity_of_token
@@ -73,11 +74,8 @@ class Lexicon:
             if cached["signature"] == signature:
                 return cls(cached["exact"], cached["lowercase"])
         exact, lowercase = _build(SOURCES[pair], dictd_dir)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp")
-        with tmp.open("wb") as file:
+        with atomic_path(cache) as tmp, tmp.open("wb") as file:
             pickle.dump({"signature": signature, "exact": exact, "lowercase": lowercase}, file, protocol=5)
-        os.replace(tmp, cache)
         return cls(exact, lowercase)
 
 

@@ -1,0 +1,60 @@
+"""Atomic writes and DocBin reading with one clear error."""
+import pytest
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from spacy_concner.files import DocBinError, atomic_path, read_docbin, write_atomic
+
+
+@pytest.mark.parametrize("data", ["Köln\n", b"\x00\xff"], ids=["text", "bytes"])
+def test_write_atomic_writes_text_as_utf8_or_bytes_and_makes_folders(tmp_path, data):
+    path = tmp_path / "new" / "folder" / "file"
+    write_atomic(path, data)
+    assert path.read_bytes() == (data.encode("utf8") if isinstance(data, str) else data)
+    assert [p.name for p in path.parent.iterdir()] == ["file"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old", encoding="utf8")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half", encoding="utf8")
+            raise KeyboardInterrupt
+    assert path.read_text(encoding="utf8") == "old"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_path_replaces_the_file_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "cache.pkl"
+    path.write_bytes(b"old")
+    with atomic_path(path) as tmp:
+        assert tmp != path and tmp.parent == path.parent
+        tmp.write_bytes(b"new")
+        assert path.read_bytes() == b"old"
+    assert path.read_bytes() == b"new" and list(tmp_path.iterdir()) == [path]
+
+
+def test_read_docbin_returns_the_docs_with_their_user_data(tmp_path):
+    doc = Doc(Vocab(), words=["Anna", "lebt"])
+    doc.user_data["key"] = "s:1"
+    path = tmp_path / "docs.spacy"
+    DocBin(docs=[doc], store_user_data=True).to_disk(path)
+    (read,) = read_docbin(path, Vocab())
+    assert read.text == "Anna lebt " and read.user_data["key"] == "s:1"
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [(None, "no such file"), (b"Anna lebt in Berlin\n", "cannot be read as a DocBin"), (b"", "cannot be read as a DocBin")],
+    ids=["missing", "text", "empty"],
+)
+def test_read_docbin_names_the_file_and_what_to_do(tmp_path, content, message):
+    path = tmp_path / "test.spacy"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DocBinError, match=message) as error:
+        read_docbin(path, Vocab())
+    assert str(path) in str(error.value)
+    if content is not None:
+        assert "spacy_concner convert" in str(error.value)

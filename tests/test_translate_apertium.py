@@ -1,10 +1,15 @@
 """Apertium on real CoNLL-2003 sentences; restart and failure reporting with a fake pipeline."""
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from spacy.tokens import DocBin
 from spacy.vocab import Vocab
+from typer.testing import CliRunner
+
+from spacy_concner.cli import app
 
 from spacy_concner.corpora import read_docs
 from spacy_concner.pairs import PAIR_KEY
@@ -80,6 +85,39 @@ def test_failing_sentences_are_reported_and_the_process_restarted(tmp_path):
     results = list(translator(docs))
     assert [r.error for r in results] == [None, "apertium died", None, "apertium timed out", None]
     assert [r.doc.ents[0].text for r in results if r.doc is not None] == ["Peter", "Anna", "Lima"]
+
+
+@pytest.fixture
+def failing_wblank_mode(tmp_path, monkeypatch):
+    """An apertium-wblank-mode that fails as a broken installation does."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "apertium-wblank-mode"
+    fake.write_text("#!/bin/sh\necho 'cannot read the mode' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_a_failing_wblank_mode_names_the_mode_and_what_to_do(tmp_path, failing_wblank_mode):
+    (tmp_path / "eng-deu.mode").write_text("cat\n")
+    with pytest.raises(BackendMissing, match="'eng-deu'.*cannot read the mode.*reinstall apertium and apertium-eng-deu"):
+        get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path))
+
+
+@pytest.mark.skipif(not (shutil.which("apertium-wblank-mode") and shutil.which("lt-proc")), reason="apt-get install apertium")
+def test_a_mode_whose_pipeline_fails_names_the_mode_and_its_error(tmp_path):
+    (tmp_path / "eng-deu.mode").write_text("lt-proc /no/such/eng-deu.automorf.bin\n")  # its package removed
+    with pytest.raises(BackendMissing, match="'eng-deu'.*/no/such/eng-deu.automorf.bin.*echo house \\| apertium eng-deu"):
+        get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path))
+
+
+@pytest.mark.skipif(not Path(MODES_DIR, "eng-spa.mode").exists(), reason="apt-get install apertium-eng-spa")
+def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wblank_mode):
+    source = tmp_path / "en.spacy"
+    DocBin(docs=[read_docs_one("Peter sleeps", [(0, 1, "PER")])], store_user_data=True).to_disk(source)
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "es.spacy"), "--pair", "eng-spa"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Apertium mode 'eng-spa'" in result.output and "reinstall" in result.output
 
 
 def test_missing_mode_names_the_package(tmp_path):

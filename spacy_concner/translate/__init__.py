@@ -22,7 +22,7 @@ translators = catalogue.create("spacy_concner", "translators", entry_points=True
 
 
 class BackendMissing(RuntimeError):
-    """A translation backend (program, dictionary or library) is not installed."""
+    """A translation backend (program, dictionary or library) is not installed or does not run."""
 
 
 @dataclass

@@ -3,7 +3,8 @@
 One Apertium pipeline runs for the whole corpus in null-flush mode (a NUL after each
 input, the output flushed and terminated by a NUL): ~150x faster than a process per
 sentence. A pipeline that dies or hangs is restarted and its batch retried sentence by
-sentence, so a failing sentence is reported alone.
+sentence, so a failing sentence is reported alone. The mode is first tried on one word,
+so that a broken installation is reported at once, with Apertium's error.
 """
 import os
 from collections import Counter
@@ -33,9 +34,7 @@ class ApertiumFailure(RuntimeError):
 
 class ApertiumProcess:
     def __init__(self, mode_file: Path, timeout: float):
-        self.script = subprocess.run(
-            ["apertium-wblank-mode", "-z", str(mode_file)], capture_output=True, text=True, check=True
-        ).stdout
+        self.script = null_flush_script(mode_file, timeout)
         self.timeout = timeout
         self.process = None
 
@@ -65,9 +64,8 @@ class ApertiumProcess:
         return bytes(out)
 
     def _start(self) -> None:
-        # $1: generator flag (-n: no unknown-word marks), $2: tagger flag
         self.process = subprocess.Popen(
-            ["bash", "-c", self.script, "apertium", "-n", ""], stdin=subprocess.PIPE,
+            pipeline_command(self.script), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
@@ -76,6 +74,39 @@ class ApertiumProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+
+def pipeline_command(script: str) -> List[str]:
+    # $1: generator flag (-n: no unknown-word marks), $2: tagger flag
+    return ["bash", "-c", script, "apertium", "-n", ""]
+
+
+def null_flush_script(mode_file: Path, timeout: float) -> str:
+    """The mode's pipeline in null-flush mode, checked on one word."""
+    try:
+        script = subprocess.run(
+            ["apertium-wblank-mode", "-z", str(mode_file)], capture_output=True, text=True, check=True
+        ).stdout
+        probe = subprocess.run(
+            pipeline_command(script), input="house" + _END_OF_SENTENCE + "\0",
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.CalledProcessError as error:
+        raise broken_mode(mode_file, error.stderr or str(error)) from error
+    except (subprocess.TimeoutExpired, OSError) as error:
+        raise broken_mode(mode_file, str(error)) from error
+    if "\0" not in probe.stdout:
+        raise broken_mode(mode_file, probe.stderr or "no output")
+    return script
+
+
+def broken_mode(mode_file: Path, detail: str) -> BackendMissing:
+    pair = mode_file.stem
+    return BackendMissing(
+        f"The Apertium mode {pair!r} ({mode_file}) does not run: {' '.join(detail.split()).rstrip('.')}. "
+        f"Check that `echo house | apertium {pair}` works; if not, reinstall apertium and "
+        f"apertium-{pair} (apt-get install --reinstall apertium apertium-{pair})"
+    )
 
 
 class Apertium:

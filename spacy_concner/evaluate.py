@@ -22,6 +22,7 @@ from wasabi import msg
 
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 
+TRAINING_OUTPUTS = ("model-best", "model-last")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
 
 
@@ -158,6 +159,13 @@ def markdown_table(records: List[Dict]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
 
 
+def default_system(model: str) -> str:
+    """MODEL's folder or package name; for spaCy's model-best and model-last, which every
+    training run writes, the name of their training folder."""
+    path = Path(model).absolute()
+    return path.parent.name if path.name in TRAINING_OUTPUTS else path.name
+
+
 def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
     """SYSTEM.json (a list of records) and SYSTEM.md in output_dir."""
     stem = re.sub(r"[^\w.-]", "_", system)
@@ -254,7 +262,8 @@ def evaluate_cli(
         None, "--output", "-o", help="Folder for SYSTEM.json and SYSTEM.md"
     ),
     system: Optional[str] = typer.Option(
-        None, "--system", help="Name of the system in the results (default: MODEL's name)"
+        None, "--system", help="Name of the system in the results [default: MODEL's folder or "
+        "package name; for model-best/model-last, their training folder's, e.g. concner-n1000-s1]"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per nlp.pipe batch"),
@@ -272,7 +281,7 @@ def evaluate_cli(
         nlp = spacy.load(model)
     except OSError as err:
         raise typer.BadParameter(f"cannot load the pipeline {model!r}: {err}") from err
-    system = system or Path(model).name
+    system = system or default_system(model)
     kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
     records = []
     for lang, path in parsed:

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import pytest
 import spacy
@@ -12,6 +13,7 @@ from spacy_concner.evaluate import (
     iob2_tags,
     load_records,
     markdown_table,
+    default_system,
     parse_test_arg,
     plot_f1,
     score_tags,
@@ -94,6 +96,33 @@ def test_parse_test_arg(test_file):
         parse_test_arg(str(test_file))
     with pytest.raises(typer.BadParameter, match="no such file"):
         parse_test_arg("es=missing.spacy")
+
+
+@pytest.mark.parametrize(
+    "model,system",
+    [
+        ("training/de/concner-n1000-s1/model-best", "concner-n1000-s1"),
+        ("training/de/en-n1000-s1/model-last/", "en-n1000-s1"),
+        ("training/de/student", "student"),
+        ("de_concner_sm", "de_concner_sm"),
+    ],
+)
+def test_default_system_names_the_training_run_not_model_best(model, system):
+    assert default_system(model) == system
+
+
+def test_default_system_of_a_relative_model_best(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert default_system("model-best") == tmp_path.name
+
+
+def test_two_model_best_folders_do_not_overwrite_each_others_results(model_dir, test_file, tmp_path):
+    out = tmp_path / "results"
+    for run in ("concner-n1000-s1", "en-n1000-s1"):
+        shutil.copytree(model_dir, tmp_path / run / "model-best")
+        result = CliRunner().invoke(app, ["evaluate", str(tmp_path / run / "model-best"), f"es={test_file}", "--output", str(out)])
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.json")) == ["concner-n1000-s1.json", "en-n1000-s1.json"]
 
 
 def test_evaluate_command(model_dir, test_file, tmp_path):

@@ -83,3 +83,33 @@ def test_encoded_input_reaches_the_model_with_markers(tiny_marian_dir):
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a Hugging Face model folder"):
         get_translator("hf_seq2seq", model=str(tmp_path), lang="es")
+
+
+@pytest.fixture(scope="module")
+def tiny_nllb_like_dir(tiny_marian_dir, tmp_path_factory):
+    """The tiny model with NLLB-style target-language tokens in its tokenizer."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-nllb-like")
+    for path in tiny_marian_dir.iterdir():
+        (out / path.name).write_bytes(path.read_bytes())
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_marian_dir))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["deu_Latn", "spa_Latn"]})
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_a_known_target_language_token_is_forced_first(tiny_nllb_like_dir):
+    translator = get_translator("hf_seq2seq", model=str(tiny_nllb_like_dir), lang="es", tgt_lang="spa_Latn")
+    assert translator.generate_options["forced_bos_token_id"] == translator.tokenizer.convert_tokens_to_ids("spa_Latn")
+    assert translator.generate_options["forced_bos_token_id"] != translator.tokenizer.unk_token_id
+
+
+def test_an_unknown_target_language_names_valid_ones(tiny_nllb_like_dir):
+    with pytest.raises(ValueError, match="'es_Latn' is not a language token.*valid ones include deu_Latn, spa_Latn"):
+        get_translator("hf_seq2seq", model=str(tiny_nllb_like_dir), lang="es", tgt_lang="es_Latn")
+
+
+def test_a_target_language_for_a_model_without_language_tokens_is_refused(tiny_marian_dir):
+    with pytest.raises(ValueError, match="'spa_Latn'.*no language tokens"):
+        get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es", tgt_lang="spa_Latn")

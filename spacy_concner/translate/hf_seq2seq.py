@@ -30,7 +30,7 @@ class Seq2Seq:
         self.model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir)).eval()
         self.generate_options = {"max_length": max_length, "num_beams": num_beams}
         if tgt_lang:  # NLLB/M2M: the target language is forced as the first generated token
-            self.generate_options["forced_bos_token_id"] = self.tokenizer.convert_tokens_to_ids(tgt_lang)
+            self.generate_options["forced_bos_token_id"] = language_token_id(self.tokenizer, tgt_lang, model_dir)
         self.lang = lang
         self.nlp = spacy.blank(lang)
         self.codec = InlineCodec()
@@ -67,6 +67,17 @@ class Seq2Seq:
         if len(doc.ents) != len(labels):
             return Translation(source, None, "markers lost")
         return Translation(source, doc)
+
+
+def language_token_id(tokenizer, tgt_lang: str, model_dir: Path) -> int:
+    """The id of an NLLB/M2M target-language token, e.g. "deu_Latn"; ValueError naming some
+    valid ones when the tokenizer does not know it (it would become the unknown token)."""
+    token_id = tokenizer.convert_tokens_to_ids(tgt_lang)
+    if token_id is not None and token_id != tokenizer.unk_token_id:
+        return token_id
+    valid = tokenizer.additional_special_tokens
+    hint = f"valid ones include {', '.join(valid[:8])}" if valid else "it has no language tokens (tgt_lang is for NLLB/M2M models)"
+    raise ValueError(f"tgt_lang {tgt_lang!r} is not a language token of the tokenizer in {model_dir}: {hint}")
 
 
 @translators.register("hf_seq2seq.v1")

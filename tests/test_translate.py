@@ -31,6 +31,17 @@ def test_unknown_translator_lists_the_registered_ones():
         get_translator("nope")
 
 
+@pytest.mark.parametrize("name", ["apertium", "lexicon"])
+def test_pair_based_translators_need_a_pair(name):
+    with pytest.raises(ValueError, match=f"The '{name}' translator: missing a required argument: 'pair'"):
+        get_translator(name)
+
+
+def test_a_setting_the_translator_does_not_take_is_named():
+    with pytest.raises(ValueError, match="unexpected keyword argument 'model'.*its settings: pair, cache_dir"):
+        get_translator("lexicon", pair="eng-deu", model="x")
+
+
 def test_builtins_are_declared_as_entry_points():
     from importlib.metadata import entry_points
 

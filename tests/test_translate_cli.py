@@ -141,3 +141,10 @@ def test_cli_refuses_a_source_that_is_not_a_docbin(tmp_path, upper_registered):
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
     assert result.exit_code == 1
     assert "cannot be read as a DocBin" in result.output and "spacy_concner convert" in result.output
+
+
+def test_cli_without_pair_for_apertium_asks_for_it(source, tmp_path):
+    result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", "apertium"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "missing a required argument: 'pair'" in result.output
+    assert not (tmp_path / "o.spacy.parts").exists()

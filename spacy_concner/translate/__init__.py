@@ -8,6 +8,7 @@ Backends live in the `translators` registry; third parties add theirs through th
 `spacy_concner_translators` entry point group. Built in: "apertium.v1", "lexicon.v1",
 "hf_seq2seq.v1".
 """
+import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Protocol
@@ -41,13 +42,19 @@ class Translator(Protocol):
 
 
 def get_translator(name: str, **config) -> Translator:
-    """The translator registered as `name` ("apertium" means "apertium.v1"), built from config."""
+    """The translator registered as `name` ("apertium" means "apertium.v1"), built from config;
+    ValueError for an unknown name, or settings the translator lacks or does not take."""
     full_name = name if ".v" in name else f"{name}.v1"
     try:
         factory = translators.get(full_name)
     except catalogue.RegistryError:
         known = ", ".join(sorted(translators.get_all()))
         raise ValueError(f"Unknown translator {name!r}; registered: {known}") from None
+    settings = inspect.signature(factory)
+    try:
+        settings.bind(**config)
+    except TypeError as error:
+        raise ValueError(f"The {name!r} translator: {error} (its settings: {', '.join(settings.parameters)})") from None
     return factory(**config)
 
 

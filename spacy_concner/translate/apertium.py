@@ -165,7 +165,7 @@ class Apertium:
 
 @translators.register("apertium.v1")
 def make_apertium(
-    pair: str = "eng-spa", modes_dir: str = MODES_DIR, timeout: float = 10.0, batch_size: int = 32
+    pair: str, modes_dir: str = MODES_DIR, timeout: float = 10.0, batch_size: int = 32
 ) -> Apertium:
     """Apertium for a language pair (an installed mode: eng-spa, eng-cat, ...)."""
     return Apertium(pair, Path(modes_dir), timeout, batch_size)

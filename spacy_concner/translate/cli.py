@@ -24,7 +24,7 @@ def translate_cli(
     source: Path = typer.Argument(..., exists=True, dir_okay=False, help="DocBin of English Docs with entities"),
     output: Path = typer.Argument(..., help="Output DocBin of the translations"),
     translator: str = typer.Option("apertium", help="Registered translator: apertium, lexicon, hf_seq2seq, ..."),
-    pair: Optional[str] = typer.Option(None, help="apertium, lexicon: language pair, e.g. eng-spa, eng-deu"),
+    pair: Optional[str] = typer.Option(None, help="apertium, lexicon (required for them): language pair, e.g. eng-spa, eng-deu"),
     model: Optional[Path] = typer.Option(None, help="hf_seq2seq: local model folder"),
     lang: Optional[str] = typer.Option(None, help="hf_seq2seq: target language (spaCy code)"),
     cache_dir: Optional[Path] = typer.Option(None, help="lexicon: parsed dictionaries [default: $SPACY_CONCNER_LEXICONS or assets/lexicons]"),
@@ -37,7 +37,7 @@ def translate_cli(
     config = {key: value for key, value in options.items() if value is not None}
     try:
         backend = get_translator(translator, **config)
-    except (BackendMissing, ValueError, FileNotFoundError, TypeError) as error:
+    except (BackendMissing, ValueError, FileNotFoundError) as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)
     try:

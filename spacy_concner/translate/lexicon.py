@@ -266,7 +266,7 @@ def default_cache_dir() -> Path:
 
 
 @translators.register("lexicon.v1")
-def make_lexicon(pair: str = "eng-deu", cache_dir: Optional[str] = None, dictd_dir: str = str(DICTD_DIR)) -> LexiconTranslator:
+def make_lexicon(pair: str, cache_dir: Optional[str] = None, dictd_dir: str = str(DICTD_DIR)) -> LexiconTranslator:
     """Word-by-word translation with the pair's dictionaries (see SOURCES)."""
     lexicon = Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
     return LexiconTranslator(pair, lexicon)

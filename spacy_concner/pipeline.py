@@ -1,6 +1,7 @@
 """The `concner` component: an IOB2 token classifier trained with
 alpha * CE + beta * (LCL + TCL) (ConCNER eq. 8), or with the distillation loss (eq. 9)
 on Docs whose reference carries a teacher's label distributions."""
+import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -298,8 +299,15 @@ class ConcNER(TrainablePipe):
         if not eg.reference.has_annotation("ENT_IOB"):
             return None
         index = {tag: i for i, tag in enumerate(self.tags)}
-        ids = [index.get(biluo_to_iob2(tag), MISSING) for tag in eg.get_aligned_ner()]
-        return self.model.ops.asarray1i(ids)
+        tags = [biluo_to_iob2(tag) for tag in eg.get_aligned_ner()]
+        unknown = sorted({tag[2:] for tag in tags if tag is not None and tag not in index})
+        if unknown:
+            warnings.warn(
+                f"'{self.name}' has no entity type {', '.join(unknown)} (it knows "
+                f"{', '.join(self.labels)}): those tokens are left out of the loss. Initialize "
+                "the component on data with these types to learn them."
+            )
+        return self.model.ops.asarray1i([index.get(tag, MISSING) for tag in tags])
 
     def _soft_targets(self, eg: Example) -> Optional[Floats2d]:
         """The teacher's distributions aligned to the predicted tokens, or None."""

@@ -268,3 +268,13 @@ def test_lr_scale_multiplies_the_output_layer_step_only(tiny_bert_dir, paired_do
     assert numpy.abs(head_1).max() > 0
     numpy.testing.assert_allclose(head_10, 10 * head_1, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(encoder_10, encoder_1)
+
+
+def test_unknown_entity_type_is_left_out_with_a_warning(nlp):
+    concner = nlp.get_pipe("concner")
+    doc = nlp.make_doc("Anna lives in Paris .")
+    eg = Example.from_dict(doc, {"entities": [(0, 4, "PER"), (14, 19, "PLANET")]})
+    with pytest.warns(UserWarning, match="no entity type PLANET"):
+        ids = concner._gold_tag_ids(eg)
+    tags = concner.tags
+    assert [tags[i] if i >= 0 else None for i in ids.tolist()] == ["B-PER", "O", "O", None, "O"]

@@ -50,17 +50,36 @@ def make_docs():
     return docs
 
 
-def test_random_model_output_is_kept_only_with_its_markers(tiny_marian_dir):
-    translator = get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es", max_length=20)
+def test_generated_output_is_kept_only_with_its_markers(tiny_marian_dir, monkeypatch):
+    """The whole call path with known model outputs (the random model's are garbage):
+    an output whose markers decode is kept with its entities and pair key; one that lost
+    a marker is reported as a failure of its own source."""
+    translator = get_translator("hf_seq2seq", model=str(tiny_marian_dir), lang="es", batch_size=2)
+    outputs = {
+        "<PER> Peter Blackburn </PER> visited <LOC> Lima </LOC> .": None,
+        "<ORG> EU </ORG> la the call .": None,
+        "nothing happened here .": None,
+        "<PER> Anna </PER> met Boris in <LOC> Oslo </LOC> .": "markers lost",
+    }
+    ids = translator.tokenizer(list(outputs), padding=True, return_tensors="pt")["input_ids"]
+    calls = []
+
+    def generate(input_ids, **options):
+        calls.append(len(input_ids))
+        start = sum(calls) - len(input_ids)
+        return ids[start : start + len(input_ids)]
+
+    monkeypatch.setattr(translator.model, "generate", generate)
     docs = make_docs()
     results = list(translator(docs))
+    assert calls == [2, 2]
     assert [r.source for r in results] == docs
-    for result in results:
-        if result.doc is None:
-            assert result.error in ("markers lost", "unbalanced markers", "nested markers")
-        else:
-            assert sorted(e.label_ for e in result.doc.ents) == sorted(e.label_ for e in result.source.ents)
-            assert result.doc.user_data[PAIR_KEY] == result.source.user_data[PAIR_KEY]
+    assert [r.error for r in results] == list(outputs.values())
+    kept = results[0].doc
+    assert [(e.text, e.label_) for e in kept.ents] == [("Peter Blackburn", "PER"), ("Lima", "LOC")]
+    assert kept.user_data[PAIR_KEY] == "test:0"
+    assert [(e.text, e.label_) for e in results[1].doc.ents] == [("EU", "ORG")]
+    assert results[3].doc is None
 
 
 def test_marker_projection_and_lost_markers(tiny_marian_dir):

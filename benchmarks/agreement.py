@@ -12,8 +12,8 @@ import numpy
 import spacy
 import torch
 import typer
-from spacy.tokens import Doc
 
+from confidence import label_probs
 from spacy_concner.files import read_docbin
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
@@ -23,8 +23,7 @@ def main(annotated: Path, student: Path, n_docs: int = typer.Option(200)):
     nlp = spacy.load(student)
     concner = nlp.get_pipe("concner")
     references = read_docbin(annotated, nlp.vocab)[:n_docs]
-    docs = nlp.get_pipe("transformer").pipe(Doc(nlp.vocab, words=[t.text for t in d]) for d in references)
-    student_tags = numpy.concatenate(concner.predict(list(docs))).argmax(axis=1)
+    student_tags = label_probs(nlp, references).argmax(axis=1)
     teacher_tags = numpy.concatenate([d.user_data[SOFT_TARGETS_KEY]["probs"] for d in references]).argmax(axis=1)
     same = teacher_tags == student_tags
     print(f"{len(same)} tokens: same tag {same.mean():.3f}, on the teacher's entity tokens {same[teacher_tags > 0].mean():.3f}")

@@ -16,13 +16,19 @@ from spacy.tokens import Doc
 from spacy_concner.files import read_docbin
 
 
+def label_probs(nlp, references: List[Doc]):
+    """The concner component's label distributions over the tokens of `references`,
+    concatenated (the words are re-used, the annotation is not)."""
+    docs = [Doc(nlp.vocab, words=[t.text for t in d]) for d in references]
+    docs = list(nlp.get_pipe("transformer").pipe(docs))
+    return numpy.concatenate(nlp.get_pipe("concner").predict(docs))
+
+
 def main(docbin: Path, models: List[Path], n_docs: int = typer.Option(200)):
     torch.set_num_threads(1)
     for model in models:
         nlp = spacy.load(model)
-        docs = [Doc(nlp.vocab, words=[t.text for t in d]) for d in read_docbin(docbin, nlp.vocab)[:n_docs]]
-        docs = list(nlp.get_pipe("transformer").pipe(docs))
-        top = numpy.concatenate(nlp.get_pipe("concner").predict(docs)).max(axis=1)
+        top = label_probs(nlp, read_docbin(docbin, nlp.vocab)[:n_docs]).max(axis=1)
         print(f"{model}: mean max probability {top.mean():.3f}, median {numpy.median(top):.3f}")
 
 

@@ -164,18 +164,21 @@ def append_json(path: Path, record: Dict) -> List[Dict]:
     return records
 
 
-def run_line(line: str, threads: int) -> float:
-    """Run one command line in the project folder; return its peak RSS in MB (the
-    largest process of its tree, from wait4)."""
+def run_line(line: str, threads: int, log_path: Path) -> float:
+    """Run one command line in the project folder, its output appended to `log_path`;
+    return its peak RSS in MB (the largest process of its tree, from wait4)."""
     argv = shlex.split(line)
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    process = subprocess.Popen(argv, cwd=ROOT, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
+    with open(log_path, "a") as output:
+        output.write(f"$ {line}\n")
+        output.flush()
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"exit code {process.returncode}: {line}")
+        raise RuntimeError(f"exit code {process.returncode}: {line} (output: {log_path})")
     return usage.ru_maxrss / 1024  # kilobytes on Linux
 
 
@@ -186,11 +189,19 @@ def newest_mtime(path: Path) -> float:
 
 
 class StepLog:
-    """Wall time and peak RSS of every step, in a JSON list."""
+    """Wall time and peak RSS of every step, in a JSON list; the output of every step
+    (the training curves among it) in a text file of the `logs` folder beside it."""
 
     def __init__(self, path: Path, threads: int):
         self.path = path
         self.threads = threads
+        self.logs = path.parent / "logs"
+
+    def output_path(self, name: str, context: Dict) -> Path:
+        run = f"{context.get('lang')}-n{context.get('n_source')}-s{context.get('seed')}"
+        path = self.logs / run / f"{name.replace(' ', '-')}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def find_done(self, script: List[str], deps: Sequence[str], outputs: Sequence[str]) -> Optional[Dict]:
         """The entry of a finished run of `script` that is still valid, if any."""
@@ -207,9 +218,11 @@ class StepLog:
         if entry:
             print(f"== {name}: done before ({entry['seconds']:.0f} s), skipped", flush=True)
             return entry
-        print(f"== {name}: {len(script)} command(s)", flush=True)
+        output = self.output_path(name, context)
+        output.write_text("")
+        print(f"== {name}: {len(script)} command(s), output in {output}", flush=True)
         start = time.perf_counter()
-        peak = max(run_line(line, self.threads) for line in script)
+        peak = max(run_line(line, self.threads, output) for line in script)
         entry = {
             "step": name, **context, "script": script,
             "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak, 1),

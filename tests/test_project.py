@@ -188,9 +188,17 @@ def test_benchmark_step_log_runs_once_and_reruns_after_input_change(accuracy, tm
 def test_benchmark_step_failure_names_the_command(accuracy, tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy, "ROOT", tmp_path)
     log = accuracy.StepLog(tmp_path / "steps.json", threads=1)
-    with pytest.raises(RuntimeError, match="exit code 3"):
-        log.run("fail", ["python -c 'raise SystemExit(3)'"], [], [], {})
+    with pytest.raises(RuntimeError, match="exit code 3.*output: .*fail.log"):
+        log.run("fail", ["python -c 'print(42); raise SystemExit(3)'"], [], [], {})
     assert not (tmp_path / "steps.json").exists()
+
+
+def test_benchmark_step_output_is_kept_per_run_and_step(accuracy, tmp_path, monkeypatch):
+    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
+    log = accuracy.StepLog(tmp_path / "steps.json", threads=1)
+    log.run("train en", ["python -c 'print(\"dev F1 61.5\")'"], [], [], dict(lang="es", n_source=5, seed=2))
+    output = (tmp_path / "logs" / "es-n5-s2" / "train-en.log").read_text()
+    assert output.startswith("$ python -c") and "dev F1 61.5" in output
 
 
 def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):

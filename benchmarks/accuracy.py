@@ -5,8 +5,8 @@ Every step is a command of project.yml, resolved with the vars of one target lan
 N and seed, and run in the project folder; so the benchmark trains exactly what
 `spacy project run` trains. Steps shared by several systems or languages (the English
 sample, the En baseline of a source dataset, the translation, the teacher) run once.
-Resumable: a step is skipped when the step log holds the same resolved command, finished
-after its inputs last changed, and its outputs exist; evaluation always runs (the evaluate
+Resumable: a step is skipped when the step log holds the same resolved command, run on
+inputs of the same content (md5), and its outputs exist; evaluation always runs (the evaluate
 command itself keeps results newer than the model); a system is skipped when
 accuracy.json holds its record. Several instances may run at once (one per core, torch
 is faster with 1 thread here) if they share no step, e.g. es (CoNLL English) and de
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import typer
+from weasel.util import get_checksum
 
 from spacy_concner.files import write_atomic
 
@@ -182,10 +183,10 @@ def run_line(line: str, threads: int, log_path: Path) -> float:
     return usage.ru_maxrss / 1024  # kilobytes on Linux
 
 
-def newest_mtime(path: Path) -> float:
-    if path.is_dir():
-        return max((p.stat().st_mtime for p in path.rglob("*")), default=path.stat().st_mtime)
-    return path.stat().st_mtime if path.exists() else float("inf")
+def checksums(deps: Sequence[str]) -> Dict[str, Optional[str]]:
+    """md5 of every dep (None if missing), as weasel's project.lock: content, not mtime,
+    so that a data folder copied again does not invalidate hours of training."""
+    return {dep: get_checksum(ROOT / dep) if (ROOT / dep).exists() else None for dep in deps}
 
 
 class StepLog:
@@ -209,8 +210,7 @@ class StepLog:
         entry = next((e for e in reversed(entries) if e["script"] == script), None)
         if entry is None or not all((ROOT / output).exists() for output in outputs):
             return None
-        inputs_changed = max((newest_mtime(ROOT / dep) for dep in deps), default=0.0)
-        return entry if inputs_changed <= entry["finished_ts"] else None
+        return entry if entry.get("deps_md5") == checksums(deps) else None
 
     def run(self, name: str, script: List[str], deps: Sequence[str], outputs: Sequence[str],
             context: Dict, always: bool = False) -> Dict:
@@ -218,15 +218,16 @@ class StepLog:
         if entry:
             print(f"== {name}: done before ({entry['seconds']:.0f} s), skipped", flush=True)
             return entry
+        deps_md5 = checksums(deps)
         output = self.output_path(name, context)
         output.write_text("")
         print(f"== {name}: {len(script)} command(s), output in {output}", flush=True)
         start = time.perf_counter()
         peak = max(run_line(line, self.threads, output) for line in script)
         entry = {
-            "step": name, **context, "script": script,
+            "step": name, **context, "script": script, "deps_md5": deps_md5,
             "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak, 1),
-            "threads": self.threads, "finished_ts": time.time(),
+            "threads": self.threads,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         append_json(self.path, entry)

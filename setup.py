@@ -45,6 +45,7 @@ setup(
             "spacy_concner.LabelContrastiveLoss.v1 = spacy_concner.losses:configure_label_contrastive_loss",
             "spacy_concner.TranslationContrastiveLoss.v1 = spacy_concner.losses:configure_translation_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
+            "spacy_concner.KLDistillationLoss.v1 = spacy_concner.losses:configure_kl_distillation_loss",
         ],
         # translation backends (spacy_concner.translate.translators); third parties add theirs here
         "spacy_concner_translators": [

@@ -154,11 +154,33 @@ class DistillationLoss(OnePassLoss):
             return [], 0.0
         xp = get_array_module(guesses[0])
         lengths = [len(guess) for guess in guesses]
-        diffs = xp.concatenate(guesses) - xp.concatenate([xp.asarray(t) for t in truths])
-        weights = _token_weights(xp.ones(len(diffs), dtype=bool), lengths) / diffs.shape[1]
-        weights = weights.astype(diffs.dtype)[:, None]
-        value = float((weights * diffs * diffs).sum())
-        return _split(xp, 2 * weights * diffs, lengths), value
+        student = xp.concatenate(guesses)
+        teacher = xp.concatenate([xp.asarray(t) for t in truths]).astype(student.dtype)
+        terms, d_student = self.token_terms(student, teacher)
+        weights = _token_weights(xp.ones(len(student), dtype=bool), lengths)
+        weights = weights.astype(student.dtype)[:, None]
+        return _split(xp, weights * d_student, lengths), float((weights * terms).sum())
+
+    def token_terms(self, student: Floats2d, teacher: Floats2d) -> Tuple[Floats2d, Floats2d]:
+        """Per (token, label) terms whose row sum is the token's loss, and their
+        gradient w.r.t. the student's probabilities."""
+        diffs = student - teacher
+        return diffs * diffs / diffs.shape[1], 2 * diffs / diffs.shape[1]
+
+
+class KLDistillationLoss(DistillationLoss):
+    """Distillation with KL(teacher || student) per token instead of eq. 9's MSE, same
+    averaging. Through the softmax its gradient w.r.t. the logits is student - teacher,
+    which does not vanish where the student gives the teacher's label little
+    probability; MSE's does (it is scaled by the student's probabilities), and a
+    student can get stuck labelling every entity with one type (README, Results).
+    """
+
+    def token_terms(self, student: Floats2d, teacher: Floats2d) -> Tuple[Floats2d, Floats2d]:
+        xp = get_array_module(student)
+        clipped = xp.maximum(student, MIN_PROB)
+        log_ratio = xp.log(xp.maximum(teacher, MIN_PROB)) - xp.log(clipped)
+        return teacher * log_ratio, -teacher / clipped
 
 
 class SentenceCrossEntropy(OnePassLoss):
@@ -256,3 +278,8 @@ def configure_translation_contrastive_loss(
 @registry.losses("spacy_concner.DistillationLoss.v1")
 def configure_distillation_loss() -> DistillationLoss:
     return DistillationLoss()
+
+
+@registry.losses("spacy_concner.KLDistillationLoss.v1")
+def configure_kl_distillation_loss() -> KLDistillationLoss:
+    return KLDistillationLoss()

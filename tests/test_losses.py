@@ -7,11 +7,13 @@ from thinc.api import get_current_ops
 
 from spacy_concner.losses import (
     DistillationLoss,
+    KLDistillationLoss,
     LabelContrastiveLoss,
     SentenceCrossEntropy,
     TranslationContrastiveLoss,
 )
 
+from spacy_concner.pipeline import softmax_backprop
 import torch_reference as reference
 
 
@@ -248,29 +250,60 @@ def assert_docs_match(actual, expected):
     assert_matches(numpy.concatenate(actual), numpy.concatenate(expected))
 
 
+DISTILLATION = [
+    (DistillationLoss, reference.distillation),
+    (KLDistillationLoss, reference.kl_distillation),
+]
+
+
+@pytest.mark.parametrize("loss,reference_fn", DISTILLATION)
 @pytest.mark.parametrize("seed,lengths", [(0, [3, 1, 7]), (1, [5, 0, 12, 0, 2]), (2, [0])])
-def test_distillation_matches_reference(seed, lengths):
+def test_distillation_matches_reference(loss, reference_fn, seed, lengths):
     rng = numpy.random.default_rng(seed)
     guesses = [softmax(x) for x in random_docs(rng, lengths, 5)]
     truths = [softmax(x) for x in random_docs(rng, lengths, 5)]
-    d_guesses, value = DistillationLoss()(guesses, truths)
-    expected_value, expected_grads = reference.distillation(guesses, truths)
+    d_guesses, value = loss()(guesses, truths)
+    expected_value, expected_grads = reference_fn(guesses, truths)
     assert_matches(value, expected_value)
     assert_docs_match(d_guesses, expected_grads)
 
 
-def test_distillation_of_identical_distributions_is_zero():
+@pytest.mark.parametrize("loss", [DistillationLoss, KLDistillationLoss])
+def test_distillation_of_identical_distributions_is_zero(loss):
     probs = [softmax(x) for x in random_docs(numpy.random.default_rng(3), [4, 2], 3)]
-    d_guesses, value = DistillationLoss()(probs, [p.copy() for p in probs])
-    assert value == 0.0 and not numpy.concatenate(d_guesses).any()
-    assert DistillationLoss()([], []) == ([], 0.0)
+    d_guesses, value = loss()(probs, [p.copy() for p in probs])
+    d_logits = [softmax_backprop(p, d) for p, d in zip(probs, d_guesses)]
+    assert abs(value) < 1e-12 and numpy.allclose(numpy.concatenate(d_logits), 0)
+    assert loss()([], []) == ([], 0.0)
 
 
-def test_distillation_rejects_mismatched_label_sets():
+def test_kl_distillation_gradient_through_softmax_is_student_minus_teacher():
+    """Also where the teacher is one-hot and the student gives its label ~0: finite."""
+    student = softmax(numpy.array([[0.0, 12.0, 0.0], [1.0, 2.0, 3.0]], dtype="float32"))
+    teacher = numpy.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], dtype="float32")
+    (d_probs,), _ = KLDistillationLoss()([student], [teacher])
+    expected = (student - teacher) / 2  # mean over the Doc's 2 tokens
+    numpy.testing.assert_allclose(softmax_backprop(student, d_probs), expected, atol=1e-6)
+
+
+def test_mse_distillation_barely_moves_a_label_the_student_thinks_unlikely():
+    """Why the KL variant exists: teacher says label 0, the student gives it 1e-4 and
+    label 1 the rest; MSE's logit gradient for label 0 is ~1e4 times smaller than KL's."""
+    student = numpy.array([[1e-4, 1 - 2e-4, 1e-4]])
+    teacher = numpy.array([[1.0, 0.0, 0.0]])
+    mse, kl = [
+        softmax_backprop(student, loss()([student], [teacher])[0][0])[0, 0]
+        for loss in (DistillationLoss, KLDistillationLoss)
+    ]
+    assert kl == pytest.approx(-1.0, abs=1e-3) and abs(mse) < 1e-3 * abs(kl)
+
+
+@pytest.mark.parametrize("loss", [DistillationLoss, KLDistillationLoss])
+def test_distillation_rejects_mismatched_label_sets(loss):
     with pytest.raises(ValueError, match="label sets"):
-        DistillationLoss()([numpy.ones((3, 5))], [numpy.ones((3, 9))])
+        loss()([numpy.ones((3, 5))], [numpy.ones((3, 9))])
     with pytest.raises(ValueError, match="2 guesses for 1"):
-        DistillationLoss()([numpy.ones((3, 5))] * 2, [numpy.ones((3, 5))])
+        loss()([numpy.ones((3, 5))] * 2, [numpy.ones((3, 5))])
 
 
 @pytest.mark.parametrize(
@@ -315,6 +348,7 @@ def test_sentence_cross_entropy_rejects_bad_labels():
             {"temperature": 0.3},
         ),
         ("spacy_concner.DistillationLoss.v1", DistillationLoss, {}),
+        ("spacy_concner.KLDistillationLoss.v1", KLDistillationLoss, {}),
     ],
 )
 def test_losses_resolve_from_config(name, cls, settings):

@@ -57,6 +57,17 @@ def distillation(guesses, truths) -> Tuple[float, List[numpy.ndarray]]:
     return _value_and_grads(doc_losses, students)
 
 
+def kl_distillation(guesses, truths) -> Tuple[float, List[numpy.ndarray]]:
+    """Eq. 9 with KL(teacher || student) per token in place of the MSE."""
+    students = [_leaf(guess) for guess in guesses]
+    doc_losses = [
+        F.kl_div(torch.log(student), torch.tensor(truth), reduction="sum") / len(truth)
+        for student, truth in zip(students, truths)
+        if len(truth)
+    ]
+    return _value_and_grads(doc_losses, students)
+
+
 def sentence_cross_entropy(logits, truths) -> Tuple[float, List[numpy.ndarray]]:
     """Eq. 3 over the labelled tokens (gold -1 = no label), gradient w.r.t. the logits."""
     leaves = [_leaf(doc_logits) for doc_logits in logits]

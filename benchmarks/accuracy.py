@@ -94,7 +94,7 @@ SYSTEMS: Dict[str, List[str]] = {
     "concner": ["translate", "train-teacher", "annotate", "train-student"],
     "wo_lcl": ["translate", "train-wo-lcl"],
     "wo_tcl": ["translate", "train-wo-tcl"],
-    "wo_both": ["translate", "train-wo-both"],
+    "wo_both": ["translate", "train-en-trans"],  # the same training (project.yml)
 }
 ABLATIONS = ["wo_lcl", "wo_tcl", "wo_both"]
 RECORD_KEY = ("system", "lang", "dataset", "n_source", "seed")

@@ -23,6 +23,8 @@ from wasabi import msg
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
+# the systems of the accuracy benchmark (DESIGN.md section 4), in the order they are shown
+BENCHMARK_SYSTEMS = ("en", "en_trans", "kd_en", "concner_teacher", "concner", "wo_lcl", "wo_tcl", "wo_both")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
 
 
@@ -214,6 +216,25 @@ def load_records(paths: Iterable[Path]) -> List[Dict]:
     return records
 
 
+def bar_layout(records: List[Dict]) -> Tuple[List[str], Dict[Tuple[str, str], float], float]:
+    """The systems in plotting order (BENCHMARK_SYSTEMS first, others as they come), the
+    x of each (system, lang) bar and the bar width: one group per language at x = 0, 1,
+    ..., holding only the systems with records for that language, side by side, centred."""
+    present = {(r["system"], r["lang"]) for r in records}
+    recorded = list(dict.fromkeys(r["system"] for r in records))
+    systems = [s for s in BENCHMARK_SYSTEMS if s in recorded]
+    systems += [s for s in recorded if s not in BENCHMARK_SYSTEMS]
+    langs = list(dict.fromkeys(r["lang"] for r in records))
+    groups = [[s for s in systems if (s, lang) in present] for lang in langs]
+    width = 0.8 / max(len(group) for group in groups)
+    positions = {
+        (system, lang): j + width * (k - (len(group) - 1) / 2)
+        for j, (lang, group) in enumerate(zip(langs, groups))
+        for k, system in enumerate(group)
+    }
+    return systems, positions, width
+
+
 def plot_f1(records: List[Dict], path: Path) -> Path:
     """Grouped bar chart of F1 per language (groups) and system (bars), as a PNG.
 
@@ -225,16 +246,15 @@ def plot_f1(records: List[Dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = list(dict.fromkeys(r["system"] for r in records))
+    systems, positions, width = bar_layout(records)
     langs = list(dict.fromkeys(r["lang"] for r in records))
-    width = 0.8 / len(systems)
-    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 2 + len(langs) * len(systems) * 0.45)), 4.5))
-    for i, system in enumerate(systems):
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 2 + len(positions) * 0.45)), 4.5))
+    for system in systems:
         means, stds, xs = [], [], []
-        for j, lang in enumerate(langs):
+        for lang in langs:
             f1s = [r["f1"] for r in records if r["system"] == system and r["lang"] == lang]
             if f1s:
-                xs.append(j - 0.4 + width * (i + 0.5))
+                xs.append(positions[system, lang])
                 means.append(statistics.mean(f1s))
                 stds.append(statistics.stdev(f1s) if len(f1s) > 1 else 0.0)
         bars = ax.bar(xs, means, width, yerr=stds if any(stds) else None, capsize=3, label=system)

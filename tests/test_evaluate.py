@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from spacy_concner.cli import app
 from spacy_concner.evaluate import (
+    bar_layout,
     iob2_tags,
     load_records,
     markdown_table,
@@ -200,6 +201,24 @@ def test_plot(tmp_path):
     assert result.exit_code == 0, result.output
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     assert plot_f1(load_records([results]), tmp_path / "again.png").stat().st_size > 1000
+
+
+def test_bar_layout_packs_each_language_in_benchmark_order():
+    """Regression: a language without some systems (the ablations run for es only) left
+    empty slots in its group, and bars came in the order the records were written."""
+    records = [
+        {"system": system, "lang": lang, "f1": 50.0}
+        for lang, systems in [("de", ["concner", "en", "mine"]), ("es", ["wo_lcl", "concner", "en"])]
+        for system in systems
+    ]
+    systems, positions, width = bar_layout(records)
+    assert systems == ["en", "concner", "wo_lcl", "mine"]
+    assert width == pytest.approx(0.8 / 3)
+    de = [positions[s, "de"] for s in ("en", "concner", "mine")]
+    es = [positions[s, "es"] for s in ("en", "concner", "wo_lcl")]
+    assert de == pytest.approx([-width, 0.0, width])
+    assert es == pytest.approx([1 - width, 1.0, 1 + width])
+    assert ("wo_lcl", "de") not in positions
 
 
 def test_load_records_rejects_other_json(tmp_path):

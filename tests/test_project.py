@@ -15,6 +15,7 @@ from spacy.util import load_config
 from weasel.util import load_project_config
 
 from spacy_concner.cli import app as concner_app
+from spacy_concner.evaluate import BENCHMARK_SYSTEMS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_OVERRIDES = {"vars.data_dir": "/data", "vars.data_ext": ".gz"}
@@ -156,6 +157,7 @@ def test_benchmark_systems_use_project_commands(accuracy, commands):
         assert set(steps) <= set(commands), system
         assert f"--system {system} " in accuracy.evaluate_line(commands, system) + " "
     assert set(accuracy.PREPARE) <= set(commands)
+    assert tuple(accuracy.SYSTEMS) == BENCHMARK_SYSTEMS  # the plot's order
 
 
 def test_benchmark_vars_resolve_for_every_target(accuracy, tmp_path):

@@ -87,12 +87,14 @@ def _percentages(scores: Dict) -> Dict:
     }
 
 
+def unannotated(doc: Doc, vocab) -> Doc:
+    """A copy of the Doc's words and spaces without annotation: the input to predict on."""
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+
 def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
     """Predict on copies of the gold words and score them against the gold entities."""
-    inputs = [
-        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-        for doc in gold_docs
-    ]
+    inputs = [unannotated(doc, nlp.vocab) for doc in gold_docs]
     start = time.perf_counter()
     pred_docs = list(
         tqdm(

@@ -33,13 +33,21 @@ setup(
         "spacy_factories": ["concner = spacy_concner.pipeline:make_concner"],
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
-            "spacy_concner.TransformerModel.v1 = spacy_concner.encoders:create_transformer_model",
+            "spacy_concner.TransformerModel.v1 = spacy_concner.architectures:create_transformer_model",
+            "spacy_concner.TransformerModel.v2 = spacy_concner.architectures:create_transformer_model_v2",
         ],
         "spacy_readers": [
             "spacy_concner.PairedCorpus.v1 = spacy_concner.pairs:create_paired_corpus",
         ],
         "spacy_batchers": [
             "spacy_concner.pair_batcher.v1 = spacy_concner.pairs:configure_pair_batcher",
+            "spacy_concner.pair_batcher.v2 = spacy_concner.pairs:configure_pair_batcher_v2",
+        ],
+        "spacy_loggers": [
+            "spacy_concner.CurveLogger.v1 = spacy_concner.training_log:configure_curve_logger",
+        ],
+        "thinc_schedules": [
+            "spacy_concner.warmup_linear.v1 = spacy_concner.schedules:configure_warmup_linear",
         ],
         "thinc_losses": [
             "spacy_concner.LabelContrastiveLoss.v1 = spacy_concner.losses:configure_label_contrastive_loss",

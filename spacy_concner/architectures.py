@@ -1,14 +1,22 @@
-"""The ConCNER token classifier: encoder -> token vectors h -> softmax(W h + b).
+"""The registered architectures: the encoder that loads a local Hugging Face folder
+(spacy_concner.TransformerModel) and the ConCNER token classifier on top of it
+(encoder -> token vectors h -> softmax(W h + b)).
 
-The model returns both the token vectors (for the contrastive losses) and the label
+The classifier returns both the token vectors (for the contrastive losses) and the label
 probabilities (for cross-entropy, distillation and prediction), one array per Doc.
 """
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, Softmax_v2, chain, with_array
 from thinc.types import Floats2d
+
+from .encoders import GET_ENCODER_HINT
+from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, attach, check_layers, is_attached
+
+if TYPE_CHECKING:
+    from spacy_transformers.data_classes import FullTransformerBatch
 
 VectorsAndProbs = Tuple[List[Floats2d], List[Floats2d]]
 
@@ -53,3 +61,94 @@ def heads_forward(model: Model, vectors: List[Floats2d], is_train: bool):
 
 def heads_init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> None:
     model.layers[0].initialize(X=X)
+
+
+@registry.architectures("spacy_concner.TransformerModel.v2")
+def create_transformer_model_v2(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    frozen_layers: int = 0,
+    cache_mb: int = DEFAULT_CACHE_MB,
+) -> Model[List[Doc], "FullTransformerBatch"]:
+    """spacy-transformers.TransformerModel.v3 loading `name` (a local folder or a hub
+    name) at initialize, with an actionable error if it cannot be found, and with the
+    embeddings and the bottom `frozen_layers` layers frozen: from the first training
+    update on, their output is computed once per input window and cached (at most
+    cache_mb MB; frozen_layers.py). frozen_layers = 0 freezes the embeddings only."""
+    from spacy_transformers.architectures import create_TransformerModel_v3
+    from spacy_transformers.layers.transformer_model import forward as transformer_forward
+
+    model = create_TransformerModel_v3(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    )
+    caches: List[LowerLayerCache] = []  # the cache of the current transformer, once made
+
+    def forward(model: Model, docs: List[Doc], is_train: bool):
+        if is_train and not (caches and is_attached(model.transformer, caches[-1])):
+            caches[:] = [LowerLayerCache(model.transformer, frozen_layers, cache_mb * 2**20)]
+            attach(model.transformer, caches[-1])
+        return transformer_forward(model, docs, is_train)
+
+    load_checked = initialize_checked(name, model.init)
+
+    def initialize(model: Model, X=None, Y=None) -> None:
+        load_checked(model, X=X, Y=Y)
+        check_layers(model.transformer, frozen_layers)
+
+    model.replace_callbacks(forward, init=initialize)
+    return model
+
+
+@registry.architectures("spacy_concner.TransformerModel.v1")
+def create_transformer_model(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    freeze_embeddings: bool = False,
+) -> Model[List[Doc], "FullTransformerBatch"]:
+    """spacy-transformers.TransformerModel.v3, loading `name` (a local folder or a hub
+    name) at initialize with an actionable error if it cannot be found, and optionally
+    freezing the word embeddings once they are loaded. Superseded by v2."""
+    from spacy_transformers.architectures import create_TransformerModel_v3
+
+    model = create_TransformerModel_v3(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    )
+    load_checked = initialize_checked(name, model.init)
+
+    def initialize(model: Model, X=None, Y=None) -> None:
+        load_checked(model, X=X, Y=Y)
+        if freeze_embeddings:
+            model.transformer.get_input_embeddings().weight.requires_grad_(False)
+
+    model.replace_callbacks(model._func, init=initialize)
+    return model
+
+
+def initialize_checked(name: str, load_pretrained: Callable) -> Callable:
+    """spacy-transformers' initialize, failing with instructions first when the encoder
+    `name` is needed (not yet loaded from a pipeline's files) and cannot be found."""
+
+    def initialize(model: Model, X=None, Y=None) -> None:
+        if not model.attrs["has_transformer"]:
+            check_encoder_available(name)
+        load_pretrained(model, X=X, Y=Y)
+
+    return initialize
+
+
+def check_encoder_available(name: str) -> None:
+    """Fail with instructions when `name` is neither a local folder nor on the hub."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:  # ValueError: not a valid hub name
+        raise OSError(f"Cannot load the encoder {name!r}: {error}\n{GET_ENCODER_HINT}") from error

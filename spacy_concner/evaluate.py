@@ -92,16 +92,24 @@ def unannotated(doc: Doc, vocab) -> Doc:
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
 
 
+def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -> List[Doc]:
+    """nlp.pipe over the Docs shortest first, so that a batch pads its sentences to a
+    similar length (about half the encoder's work on CoNLL and WikiANN test sets); the
+    Docs come back in their original order, with a progress bar."""
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+    processed = nlp.pipe((docs[i] for i in order), batch_size=batch_size)
+    progress = tqdm(processed, total=len(docs), desc=desc, unit="sent", mininterval=5, leave=False)
+    result: List[Optional[Doc]] = [None] * len(docs)
+    for i, doc in zip(order, progress):
+        result[i] = doc
+    return result
+
+
 def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
     """Predict on copies of the gold words and score them against the gold entities."""
     inputs = [unannotated(doc, nlp.vocab) for doc in gold_docs]
     start = time.perf_counter()
-    pred_docs = list(
-        tqdm(
-            nlp.pipe(inputs, batch_size=batch_size),
-            total=len(inputs), desc=desc, unit="sent", mininterval=5,
-        )
-    )
+    pred_docs = pipe_by_length(nlp, inputs, batch_size, desc)
     seconds = time.perf_counter() - start
     gold = [iob2_tags(doc) for doc in gold_docs]
     pred = [iob2_tags(doc) for doc in pred_docs]

@@ -82,26 +82,52 @@ class PairedCorpus:
             yield from unmatched
 
 
-@registry.batchers("spacy_concner.pair_batcher.v1")
-def configure_pair_batcher(
-    size: int = 32, shuffle: bool = True, buffer: int = 100_000
+@registry.batchers("spacy_concner.pair_batcher.v2")
+def configure_pair_batcher_v2(
+    size: int = 32, shuffle: bool = True, buffer: int = 100_000, sort_window: int = 8
 ) -> Callable[[Iterable[Item]], Iterator[List[Item]]]:
     """Batches of `size` pairs (a source and its translations; an unpaired item is a
-    group of its own). Pairs are formed within windows of `buffer` items, so that the
-    shuffled example list spaCy's training loop passes in is regrouped; with
-    `shuffle`, the pairs, not the items, are shuffled."""
-    if size < 1 or buffer < 1:
-        raise ValueError(f"pair_batcher needs size >= 1 and buffer >= 1, got {size}, {buffer}")
+    group of its own), pairs of similar length together: the shuffled pairs are taken
+    `sort_window` batches at a time and sorted by length (characters of the longest
+    item) before they are cut into batches; the batches are then shuffled. Less
+    padding, and batches still differ from epoch to epoch. sort_window = 1 is v1.
+    Pairs are formed within windows of `buffer` items of the (shuffled) example list
+    spaCy's training loop passes in."""
+    if size < 1 or buffer < 1 or sort_window < 1:
+        raise ValueError(
+            f"pair_batcher needs size, buffer and sort_window >= 1, got {size}, {buffer}, {sort_window}"
+        )
 
     def batch_pairs(items: Iterable[Item]) -> Iterator[List[Item]]:
         for window in minibatch(items, buffer):
             groups = group_pairs(window)
             if shuffle:
                 random.shuffle(groups)
-            for groups_batch in minibatch(groups, size):
+            batches = []
+            for sorted_window in minibatch(groups, size * sort_window):
+                if sort_window > 1:
+                    sorted_window.sort(key=group_length)
+                batches.extend(minibatch(sorted_window, size))
+            if shuffle and sort_window > 1:  # the sorted windows' batches: mix lengths
+                random.shuffle(batches)
+            for groups_batch in batches:
                 yield [item for group in groups_batch for item in group]
 
     return batch_pairs
+
+
+@registry.batchers("spacy_concner.pair_batcher.v1")
+def configure_pair_batcher(
+    size: int = 32, shuffle: bool = True, buffer: int = 100_000
+) -> Callable[[Iterable[Item]], Iterator[List[Item]]]:
+    """Batches of `size` pairs, in the shuffled order of the pairs: v2 without sorting
+    by length (sort_window = 1)."""
+    return configure_pair_batcher_v2(size, shuffle, buffer, sort_window=1)
+
+
+def group_length(group: List[Item]) -> int:
+    """Characters of the group's longest item (a proxy for its word pieces)."""
+    return max(len((item.predicted if isinstance(item, Example) else item).text) for item in group)
 
 
 def group_pairs(items: List[Item]) -> List[List[Item]]:

@@ -74,6 +74,11 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     return out
 
 
+def tiny_encoder(tiny_bert_dir) -> dict:
+    """Config overrides that put the tiny BERT into configs/*.cfg (1 of its 2 layers frozen)."""
+    return {"paths.encoder": str(tiny_bert_dir), "components.transformer.model.frozen_layers": 1}
+
+
 def synthetic_pairs(n_pairs: int, seed: int = 0):
     """(English words, tags, translated words, tags) for n_pairs sentence pairs."""
     rng = random.Random(seed)

@@ -17,7 +17,7 @@ from spacy_concner.distill import read_unlabelled, sniff_format
 from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
-from conftest import synthetic_pairs
+from conftest import synthetic_pairs, tiny_encoder
 from test_pipeline import CONFIGS, concner_config, training_examples
 
 SENTENCES = [" ".join(tr) for _, _, tr, _ in synthetic_pairs(10, seed=3)]
@@ -236,8 +236,8 @@ def mean_squared_difference(nlp, docs):
 
 def test_student_trains_on_the_distillation_loss(tiny_bert_dir, paired_docbins, annotated, tmp_path):
     overrides = student_overrides(
-        annotated, paired_docbins, **{"paths.encoder": str(tiny_bert_dir),
-                                      "training.optimizer.learn_rate": 0.001}
+        annotated, paired_docbins, **tiny_encoder(tiny_bert_dir),
+        **{"training.optimizer.learn_rate": 0.001}
     )
     config = load_config(CONFIGS / "student.cfg", overrides=overrides, interpolate=False)
     initial = init_nlp(config)
@@ -265,7 +265,7 @@ def test_student_trains_on_the_distillation_loss(tiny_bert_dir, paired_docbins, 
 
 def test_student_with_other_labels_than_the_teacher_fails(tiny_bert_dir, paired_docbins, annotated, tmp_path):
     overrides = student_overrides(annotated, paired_docbins, **{
-        "paths.encoder": str(tiny_bert_dir), "training.max_steps": 1,
+        **tiny_encoder(tiny_bert_dir), "training.max_steps": 1,
         "initialize.components": {"concner": {"labels": ["LOC", "ORG", "PER"]}},
     })
     with pytest.raises(ValueError, match="student and teacher label sets must match"):

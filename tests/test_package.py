@@ -17,6 +17,7 @@ from spacy_concner.cli import app
 from spacy_concner.package import PackageError, package_model, plugin_requirements
 
 from test_pipeline import CONFIGS
+from conftest import tiny_encoder
 
 SENTENCE = "yesterday Elena flew to Quito ."
 
@@ -27,7 +28,7 @@ def student_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
     overrides = {
         "paths.train": str(paired_docbins["source"]),
         "paths.dev": str(paired_docbins["dev"]),
-        "paths.encoder": str(tiny_bert_dir),
+        **tiny_encoder(tiny_bert_dir),
     }
     nlp = init_nlp(load_config(CONFIGS / "student.cfg", overrides=overrides, interpolate=False))
     path = tmp_path_factory.mktemp("student") / "model-best"

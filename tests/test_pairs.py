@@ -8,7 +8,9 @@ from spacy_concner.pairs import (
     PAIR_KEY,
     PairedCorpus,
     configure_pair_batcher,
+    configure_pair_batcher_v2,
     create_paired_corpus,
+    group_pairs,
     pair_key,
     partner_rows,
 )
@@ -53,9 +55,54 @@ def test_pair_batcher_without_shuffle_keeps_order():
     assert [[pair_key(d) for d in b] for b in batches] == [["a", "a", "b", "b"], ["c"]]
 
 
+def padded_share(batches):
+    """1 - real characters / (items x longest item) over all batches."""
+    real = sum(len(d.text) for b in batches for d in b)
+    return 1 - real / sum(len(b) * max(len(d.text) for d in b) for b in batches)
+
+
+def test_pair_batcher_v2_groups_pairs_of_similar_length():
+    nlp = spacy.blank("xx")
+    rng = random.Random(0)
+    docs = []
+    for i in range(200):
+        n = rng.randint(1, 60)
+        docs += [keyed_doc(nlp.vocab, f"k{i}", " ".join(["w"] * n)),
+                 keyed_doc(nlp.vocab, f"k{i}", " ".join(["v"] * (n + rng.randint(0, 5))))]
+    rng.shuffle(docs)
+    random.seed(1)
+    sorted_batches = list(configure_pair_batcher_v2(size=8, sort_window=8)(docs))
+    random.seed(1)
+    plain_batches = list(configure_pair_batcher_v2(size=8, sort_window=1)(docs))
+    for batches in (sorted_batches, plain_batches):
+        assert sorted(id(d) for b in batches for d in b) == sorted(id(d) for d in docs)
+        for batch in batches:
+            keys = [pair_key(d) for d in batch]
+            assert all(keys.count(k) == 2 for k in keys) and len(set(keys)) <= 8
+    assert padded_share(sorted_batches) < padded_share(plain_batches) / 2
+    # the sorted windows' batches are shuffled: lengths do not rise batch by batch
+    longest = [max(len(d.text) for d in b) for b in sorted_batches]
+    assert longest != sorted(longest)
+
+
+def test_pair_batcher_v1_batches_as_before():
+    """v1 (v2 with sort_window = 1): the shuffled pairs cut into batches in order, the
+    same random stream as before v2 existed, so a seed gives the same batches."""
+    nlp = spacy.blank("xx")
+    docs = [keyed_doc(nlp.vocab, f"k{i % 30}", "a " * (i % 7 + 1)) for i in range(60)]
+    random.seed(3)
+    groups = group_pairs(docs)
+    random.shuffle(groups)
+    expected = [[id(d) for g in groups[i : i + 4] for d in g] for i in range(0, len(groups), 4)]
+    random.seed(3)
+    assert [[id(d) for d in b] for b in configure_pair_batcher(size=4)(docs)] == expected
+
+
 def test_pair_batcher_rejects_bad_size():
     with pytest.raises(ValueError, match="size"):
         configure_pair_batcher(size=0)
+    with pytest.raises(ValueError, match="sort_window"):
+        configure_pair_batcher_v2(sort_window=0)
 
 
 def test_paired_corpus_yields_translation_after_source(paired_docbins):

@@ -18,6 +18,8 @@ from spacy_concner.pipeline import (
     softmax_backprop,
 )
 
+from conftest import tiny_encoder
+
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
@@ -27,7 +29,7 @@ def tiny_overrides(tiny_bert_dir, paired_docbins):
         "paths.train": str(paired_docbins["source"]),
         "paths.translation": str(paired_docbins["translation"]),
         "paths.dev": str(paired_docbins["dev"]),
-        "paths.encoder": str(tiny_bert_dir),
+        **tiny_encoder(tiny_bert_dir),
         "training.optimizer.learn_rate": 0.001,
     }
 

@@ -1,5 +1,10 @@
-"""Plain `spacy train` with configs/concner.cfg on synthetic pairs and a tiny BERT."""
+"""Plain `spacy train` with configs/concner.cfg on synthetic pairs and a tiny BERT; the
+learn-rate schedule and the dev-curve logger of the configs."""
+import json
+from itertools import islice
+
 import numpy
+import pytest
 import spacy
 from spacy.cli.train import train
 from spacy.util import registry
@@ -56,3 +61,34 @@ def test_spacy_train_30_steps_on_pairs(tiny_bert_dir, paired_docbins, tmp_path):
     assert nlp.pipe_names == ["transformer", "concner"]
     assert nlp.get_pipe("concner").labels == ("LOC", "PER")
     assert len(nlp("yesterday Elena flew to Quito .")) == 6
+
+
+def test_spacy_train_writes_the_dev_curve(tiny_bert_dir, paired_docbins, tmp_path):
+    curve_path = tmp_path / "curve" / "dev.jsonl"
+    curve_path.parent.mkdir()
+    curve_path.write_text("an older run's curve\n")  # replaced, not appended to
+    overrides = {
+        **tiny_overrides(tiny_bert_dir, paired_docbins),
+        "paths.curve": str(curve_path),
+        "training.max_steps": 6,
+        "training.eval_frequency": 2,
+    }
+    train(CONFIGS / "concner.cfg", tmp_path / "model", overrides=overrides)
+    curve = [json.loads(line) for line in curve_path.read_text().splitlines()]
+    assert [point["step"] for point in curve] == [0, 2, 4, 6]
+    seconds = [point["seconds"] for point in curve]
+    assert seconds == sorted(seconds) and seconds[-1] > 0
+    for point in curve:
+        assert 0 <= point["score"] <= 100 and point["score"] == point["scores"]["ents_f"]
+        assert set(point["losses"]) == {"transformer", "concner"}
+
+
+def test_warmup_linear_schedule():
+    schedule = registry.schedules.get("spacy_concner.warmup_linear.v1")(1e-4, total_steps=100)
+    rates = list(islice(schedule, 101))
+    assert rates[0] == 0 and rates[10] == pytest.approx(1e-4)  # 10% warm-up
+    assert rates[55] == pytest.approx(0.5e-4) and rates[100] == 0
+    assert all(a <= b for a, b in zip(rates[:10], rates[1:11]))
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    with pytest.raises(ValueError, match="warmup"):
+        registry.schedules.get("spacy_concner.warmup_linear.v1")(1e-4, total_steps=100, warmup=1.0)

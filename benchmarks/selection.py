@@ -1,0 +1,141 @@
+"""Recipe selection on the English dev set only (zero-shot: no target-language data is
+looked at): frozen layers K, learn rate and epochs of configs/concner.cfg.
+
+    python benchmarks/selection.py --runs en:6:1e-4:30,en:0:1e-4:30 --jobs 2
+
+A run SYSTEM:K:LR:EPOCHS trains `spacy train configs/concner.cfg` on the N = 1000
+sample of the source (--source conll2003-en or wikiann-en, seed --seed) with
+frozen_layers K, the encoder's peak learn rate LR (warm-up over 10% of the steps,
+linear decay to 0) and EPOCHS epochs of 32 steps (1,000 sentences or pairs in batches
+of 32), evaluated on English dev every epoch. SYSTEM en is CE on English only (beta = 0);
+teacher is ConCNER (CE + LCL + TCL) with the translation into --lang. The corpora are
+those of `spacy project run` (sample, translate, convert-dev) with the benchmark's vars.
+Resumable: a run whose record exists is skipped. Runs go --jobs at a time, one torch
+thread each. Writes benchmarks/results/selection.{json,md} and every run's dev curve to
+benchmarks/results/curves/selection/NAME.jsonl.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+from spacy_concner.files import write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+STEPS_PER_EPOCH = 32  # ceil(1000 / 32) batches of 32 sentences or pairs
+LOCK = threading.Lock()
+
+
+def run_name(spec: str, source: str, lang: str, seed: int) -> str:
+    system, k, lr, epochs = spec.split(":")
+    data = source if system == "en" else f"{source}-{lang}"
+    return f"{system}-{data}-s{seed}-k{k}-lr{lr}-e{epochs}"
+
+
+def train_command(spec: str, name: str, source: str, lang: str, seed: int) -> List[str]:
+    system, k, lr, epochs = spec.split(":")
+    command = [
+        sys.executable, "-m", "spacy", "train", "configs/concner.cfg",
+        "--output", f"training/selection/{name}",
+        "--paths.train", f"corpus/{source}/train-n1000-s{seed}.spacy",
+        "--paths.dev", f"corpus/{source}/dev-1000.spacy",
+        "--paths.curve", f"benchmarks/results/curves/selection/{name}.jsonl",
+        "--components.transformer.model.frozen_layers", k,
+        "--training.optimizer.learn_rate.initial_rate", lr,
+        "--training.max_steps", str(int(epochs) * STEPS_PER_EPOCH),
+        "--training.eval_frequency", str(STEPS_PER_EPOCH),
+        "--system.seed", str(seed),
+    ]
+    if system == "en":
+        command += ["--components.concner.beta", "0"]
+    elif system == "teacher":
+        command += ["--paths.translation", f"corpus/{lang}/trans-n1000-s{seed}.spacy"]
+    else:
+        raise typer.BadParameter(f"unknown system {system!r} in {spec!r}: en or teacher")
+    return command
+
+
+def record(spec: str, name: str, curve_path: Path) -> Dict:
+    system, k, lr, epochs = spec.split(":")
+    curve = [json.loads(line) for line in curve_path.read_text().splitlines()]
+    best = max(curve, key=lambda point: point["score"])
+    return {
+        "name": name,
+        "system": system,
+        "frozen_layers": int(k),
+        "learn_rate": float(lr),
+        "epochs": int(epochs),
+        "best_dev_f1": best["score"],
+        "best_epoch": round(best["step"] / STEPS_PER_EPOCH, 1),
+        "last_dev_f1": curve[-1]["score"],
+        "minutes": round(curve[-1]["seconds"] / 60, 1),
+        "dev_f1_by_epoch": [point["score"] for point in curve],
+    }
+
+
+def run(spec: str, source: str, lang: str, seed: int, json_path: Path) -> None:
+    name = run_name(spec, source, lang, seed)
+    if any(r["name"] == name for r in read_records(json_path)):
+        print(f"{name}: recorded before, skipped", flush=True)
+        return
+    log = ROOT / "training" / "selection" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    print(f"{name}: training, output in {log}", flush=True)
+    with open(log, "w") as output:
+        subprocess.run(train_command(spec, name, source, lang, seed), cwd=ROOT, env=env,
+                       stdout=output, stderr=subprocess.STDOUT, check=True)
+    result = record(spec, name, RESULTS / "curves" / "selection" / f"{name}.jsonl")
+    with LOCK:
+        records = read_records(json_path) + [result]
+        write_atomic(json_path, json.dumps(records, indent=1) + "\n")
+        write_atomic(json_path.with_suffix(".md"), markdown(records))
+    print(f"{name}: best English dev F1 {result['best_dev_f1']} at epoch {result['best_epoch']}, "
+          f"{result['minutes']} min", flush=True)
+
+
+def read_records(path: Path) -> List[Dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def markdown(records: List[Dict]) -> str:
+    columns = ["name", "frozen_layers", "learn_rate", "epochs", "best_dev_f1", "best_epoch",
+               "last_dev_f1", "minutes"]
+    lines = [
+        "# Recipe selection on English dev (F1, 0-100)",
+        "",
+        "Written by benchmarks/selection.py: configs/concner.cfg on the N = 1000 English "
+        "sample; learn rate = the encoder's peak (softmax layer 10x), 10% warm-up then "
+        "linear decay to 0; 32 steps an epoch, dev F1 after every epoch; minutes of "
+        "training and evaluation on one CPU thread. Dev curves: curves/selection/.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "| --- |" + " ---: |" * (len(columns) - 1),
+    ]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in records]
+    return "\n".join(lines) + "\n"
+
+
+def main(
+    runs: str = typer.Option(..., help="SYSTEM:K:LR:EPOCHS, comma separated"),
+    source: str = typer.Option("conll2003-en", help="conll2003-en or wikiann-en"),
+    lang: str = typer.Option("es", help="Translation language of the teacher runs"),
+    seed: int = typer.Option(1, help="Sample seed (and training seed)"),
+    jobs: int = typer.Option(2, min=1, help="Runs at a time"),
+) -> None:
+    json_path = RESULTS / "selection.json"
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run, spec, source, lang, seed, json_path) for spec in runs.split(",")]
+        for future in futures:
+            future.result()
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,152 @@
+"""Frozen, cached lower layers (spacy_concner.TransformerModel.v2 with frozen_layers = K):
+the cached forward equals the model's own in evaluation mode; frozen parameters get no
+gradient and no optimizer state; the cache is reused and bounded; pipelines trained
+with it save, load and predict as before."""
+import pytest
+import spacy
+import torch
+from spacy.training import Example
+from thinc.api import Config
+from transformers import AutoModel, AutoTokenizer
+
+from spacy_concner.frozen_layers import LowerLayerCache, attach
+
+SENTENCES = ["anna lives in paris .", "boris flew to lagos yesterday .", "oslo ."]
+
+CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "tagger"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy_concner.TransformerModel.v2"
+name = "{name}"
+frozen_layers = {frozen}
+cache_mb = {cache_mb}
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.tagger]
+factory = "tagger"
+
+[components.tagger.model]
+@architectures = "spacy.Tagger.v2"
+
+[components.tagger.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+
+[components.tagger.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def make_nlp(name, frozen: int, cache_mb: float = 64):
+    config = Config().from_str(CONFIG.format(name=name, frozen=frozen, cache_mb=cache_mb))
+    return spacy.util.load_model_from_config(config, auto_fill=True)
+
+
+def tagged_examples(nlp):
+    examples = []
+    for text in SENTENCES:
+        doc = nlp.make_doc(text)
+        tags = ["X" if token.is_punct else "W" for token in doc]
+        examples.append(Example.from_dict(doc, {"tags": tags}))
+    return examples
+
+
+def batch(tiny_bert_dir, texts):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    return tokenizer(texts, padding="longest", return_tensors="pt")
+
+
+def test_cached_forward_equals_the_models_own_in_evaluation_mode(tiny_bert_dir):
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    inputs = batch(tiny_bert_dir, SENTENCES)
+    with torch.no_grad():
+        expected = model(**inputs).last_hidden_state
+        attach(model, LowerLayerCache(model, n_layers=1, max_bytes=2**20))
+        first = model(**inputs).last_hidden_state  # computes the lower layers
+        second = model(**inputs).last_hidden_state  # reads them from the cache
+    assert model._concner_cache.misses == 3 and model._concner_cache.hits == 3
+    real = inputs["attention_mask"].bool()
+    assert torch.allclose(first[real], expected[real], atol=1e-5)
+    assert torch.equal(first[real], second[real])
+
+
+def test_a_window_is_the_same_in_any_batch(tiny_bert_dir):
+    """Padding to another length does not change a cached window's states."""
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    attach(model, LowerLayerCache(model, n_layers=1, max_bytes=2**20))
+    with torch.no_grad():
+        alone = model(**batch(tiny_bert_dir, SENTENCES[2:])).last_hidden_state[0]
+        padded = model(**batch(tiny_bert_dir, SENTENCES)).last_hidden_state[2, : len(alone)]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_the_cache_keeps_to_its_bound(tiny_bert_dir):
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    inputs = batch(tiny_bert_dir, SENTENCES)
+    first_window = int(inputs["attention_mask"][0].sum()) * model.config.hidden_size * 4
+    cache = LowerLayerCache(model, n_layers=1, max_bytes=first_window)
+    attach(model, cache)
+    with pytest.warns(UserWarning, match="cache is full"):
+        with torch.no_grad():
+            model(**inputs)
+    assert cache.n_bytes == first_window and len(cache._states) == 1
+    with torch.no_grad():
+        model(**inputs)
+    assert (cache.hits, cache.misses) == (1, 5)
+
+
+@pytest.mark.parametrize("frozen", [0, 1])
+def test_frozen_parameters_get_no_gradient_and_no_optimizer_state(tiny_bert_dir, frozen):
+    nlp = make_nlp(tiny_bert_dir, frozen)
+    examples = tagged_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    transformer = nlp.get_pipe("transformer").model.transformer
+    before = {name: p.detach().clone() for name, p in transformer.named_parameters()}
+    for _ in range(3):  # the tagger's zero-initialised output passes no gradient at first
+        nlp.update(examples, sgd=optimizer)
+    changed = {name for name, p in transformer.named_parameters() if not torch.equal(p, before[name])}
+    with_state = {name for _, name in optimizer.mom1 if isinstance(name, str)}
+    frozen_prefixes = ("embeddings.", *(f"encoder.layer.{i}." for i in range(frozen)))
+    for name, param in transformer.named_parameters():
+        is_frozen = name.startswith(frozen_prefixes)
+        trains = not is_frozen and not name.startswith("pooler.")  # the pooler is unused
+        assert param.requires_grad is not is_frozen, name
+        assert (name in changed) is trains, name
+        assert (name in with_state) is trains, name
+        if is_frozen:
+            assert param.grad is None, name
+    cache = transformer._concner_cache
+    assert cache.misses == len(SENTENCES) and cache.hits == 2 * len(SENTENCES)
+
+
+def test_a_pipeline_trained_with_the_cache_saves_and_loads(tiny_bert_dir, tmp_path):
+    nlp = make_nlp(tiny_bert_dir, 1)
+    examples = tagged_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert not hasattr(loaded.get_pipe("transformer").model.transformer, "_concner_cache")
+    for text in SENTENCES:
+        expected = nlp(text)._.trf_data.model_output.last_hidden_state
+        got = loaded(text)._.trf_data.model_output.last_hidden_state
+        assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_frozen_layers_out_of_range_fail_at_initialize(tiny_bert_dir):
+    nlp = make_nlp(tiny_bert_dir, 2)  # the tiny BERT has 2 layers: one must train
+    with pytest.raises(ValueError, match=r"frozen_layers must be in \[0, 1\]"):
+        nlp.initialize(lambda: tagged_examples(nlp))

@@ -1,103 +1,44 @@
-"""Accuracy benchmark (DESIGN.md section 4): En, En+Trans, KD from En, the ConCNER teacher,
-ConCNER and the ablations, side by side with the same encoder, sample and seed.
+"""Accuracy benchmark: En, En+Trans, KD from En, the ConCNER teacher, ConCNER and the
+ablations, side by side with the same encoder, samples and seeds, on the target test sets.
 
-Every step is a command of project.yml, resolved with the vars of one target language,
-N and seed, and run in the project folder; so the benchmark trains exactly what
-`spacy project run` trains. Steps shared by several systems or languages (the English
-sample, the En baseline of a source dataset, the translation, the teacher) run once.
-Resumable: a step is skipped when the step log holds the same resolved command, run on
-inputs of the same content (md5), and its outputs exist; evaluation always runs (the evaluate
-command itself keeps results newer than the model); a system is skipped when
-accuracy.json holds its record. Several instances may run at once (one per core, torch
-is faster with 1 thread here) if they share no step, e.g. es (CoNLL English) and de
-(WikiANN English) once the encoder step has run: they append to the same files.
+    python benchmarks/accuracy.py --langs es,nl,de --seeds 1,2,3
 
-    python benchmarks/accuracy.py --langs es,nl,de --n-source 1000 --seeds 1
+A thin driver over project.yml: each system is the project workflow of its name, run with
+`spacy project run SYSTEM RUN_DIR --vars...` and the vars of benchmarks/targets.yml.
+Weasel's lock file decides what is up to date. Every source dataset, N and seed has its
+own run folder (runs/SOURCE-nN-sSEED: the project's files linked, its outputs and lock
+file its own), so that the target languages of one English sample share its En model,
+and runs of other samples can go on at the same time in another process. Resumable: a
+system whose record exists is skipped; a run that stopped resumes from the workflow's
+last finished command.
 
 Writes to --results (default benchmarks/results):
-  accuracy.json        one record per system, language, N and seed (F1 etc. 0-100)
-  accuracy.md          the records, and F1 per system and language (mean ± std over seeds)
-  accuracy.png         bar chart of F1 per language and system
-  accuracy_steps.json  wall time and peak RSS of every step, with its commands
+  accuracy.json   one record per system, language, N and seed (F1 etc. 0-100)
+  accuracy.md     F1 per system and language (mean ± std over seeds), the paper's, records
+  accuracy.png    bar chart of F1 per language and system
+  curves/LANG-nN-sSEED/COMMAND.jsonl   the English dev curve of every training command
 """
 import fcntl
 import json
 import os
-import shlex
+import shutil
 import statistics
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Sequence
 
+import srsly
 import typer
-from weasel.util import get_checksum
 
+from spacy_concner.evaluate import plot_f1
 from spacy_concner.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class Source:
-    """Labelled English data, relative to the data folder (without .gz)."""
-
-    name: str
-    train: str
-    dev: str
-
-
-@dataclass(frozen=True)
-class Target:
-    dataset: str
-    source: Source
-    test: str
-    unlabelled: str
-    translator: str
-    pair: str
-    translate_options: str = ""
-
-
-CONLL_EN = Source("conll2003-en", "conll2003/en/eng.train", "conll2003/en/eng.testa")
-WIKIANN_EN = Source("wikiann-en", "wikiann/en/train-en.tsv", "wikiann/en/dev-en.tsv")
-
-
-def _wikiann(lang: str, translator: str, pair: str, translate_options: str = "") -> Target:
-    return Target(
-        "wikiann", WIKIANN_EN, f"wikiann/{lang}/test-{lang}.tsv",
-        f"wikiann/{lang}/train-{lang}.tsv", translator, pair, translate_options,
-    )
-
-
-TARGETS: Dict[str, Target] = {
-    "es": Target("conll2002", CONLL_EN, "conll2002/es/esp.testb", "conll2002/es/esp.train",
-                 "apertium", "eng-spa"),
-    "nl": Target("conll2002", CONLL_EN, "conll2002/nl/ned.testb", "conll2002/nl/ned.train",
-                 "lexicon", "eng-nld"),
-    "de": _wikiann("de", "lexicon", "eng-deu"),
-    "ar": _wikiann("ar", "lexicon", "eng-ara"),
-    "hi": _wikiann("hi", "lexicon", "eng-hin"),
-    "zh": _wikiann("zh", "lexicon", "eng-zho", "--split-chars"),  # one token per character
-}
-
-# project.yml commands each system needs, in order, after the shared preparation
-PREPARE = ["convert-dev", "convert-test", "convert-unlabelled", "sample", "encoder"]
-SYSTEMS: Dict[str, List[str]] = {
-    "en": ["train-en"],
-    "en_trans": ["translate", "train-en-trans"],
-    "kd_en": ["train-en", "annotate-en", "train-student-en"],
-    "concner_teacher": ["translate", "train-teacher"],
-    "concner": ["translate", "train-teacher", "annotate", "train-student"],
-    "wo_lcl": ["translate", "train-wo-lcl"],
-    "wo_tcl": ["translate", "train-wo-tcl"],
-    "wo_both": ["translate", "train-en-trans"],  # the same training (project.yml)
-}
-ABLATIONS = ["wo_lcl", "wo_tcl", "wo_both"]
-RECORD_KEY = ("system", "lang", "dataset", "n_source", "seed")
+TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
+RECORD_KEY = ("system", "lang", "n_source", "seed")
+PROJECT_FILES = ("project.yml", "configs", "assets")  # linked into every run folder
 
 
 def data_ext(data_dir: Path, names: Sequence[str]) -> str:
@@ -112,35 +53,84 @@ def data_ext(data_dir: Path, names: Sequence[str]) -> str:
     )
 
 
-def project_vars(lang: str, n_source: int, seed: int, data_dir: Path, extra: Dict[str, str]) -> Dict:
-    target = TARGETS[lang]
-    files = {
-        "source_train": target.source.train,
-        "source_dev": target.source.dev,
-        "target_test": target.test,
-        "target_train": target.unlabelled,
-    }
+def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
+    """The project.yml vars of one language, N and seed."""
+    target = TARGETS["targets"][lang]
+    files = {**TARGETS["sources"][target["source_name"]], "target_test": target["target_test"],
+             "target_train": target["target_train"]}
     return {
-        "lang": lang,
-        "translator": target.translator,
-        "pair": target.pair,
-        "translate_options": target.translate_options,
-        "source_name": target.source.name,
-        "data_dir": str(data_dir.resolve()),  # the commands run in the project folder
-        "data_ext": data_ext(data_dir, list(files.values())),
+        **target,
         **files,
+        "lang": lang,
         "n_source": n_source,
         "seed": seed,
-        **extra,
+        "data_dir": str(data_dir.resolve()),  # the commands run in the run folder
+        "data_ext": data_ext(data_dir, list(files.values())),
     }
 
 
-def project_commands(variables: Dict) -> Dict[str, Dict]:
+def run_dir(runs: Path, variables: Dict) -> Path:
+    """The run folder of the vars' English sample, with the project's files linked in."""
+    folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        if not (folder / name).exists():
+            (folder / name).symlink_to(ROOT / name)
+    return folder
+
+
+def workflow_commands(folder: Path, variables: Dict, system: str) -> List[Dict]:
+    """The commands of the project workflow `system`, resolved with the vars."""
     from weasel.util import load_project_config
 
     overrides = {f"vars.{name}": value for name, value in variables.items()}
-    config = load_project_config(ROOT, overrides=overrides)
-    return {command["name"]: command for command in config["commands"]}
+    config = load_project_config(folder, overrides=overrides)
+    commands = {command["name"]: command for command in config["commands"]}
+    return [commands[name] for name in config["workflows"][system]]
+
+
+def run_workflow(folder: Path, variables: Dict, system: str, threads: int) -> Path:
+    """`spacy project run SYSTEM FOLDER --vars...`; its output goes to a log file, which
+    a failure names."""
+    log = folder / "logs" / f"{variables['lang']}-{system}.log"
+    log.parent.mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "spacy", "project", "run", system, str(folder)]
+    argv += [f"--vars.{name}={value}" for name, value in variables.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(log, "a") as output:
+        status = subprocess.run(argv, env=env, stdout=output, stderr=subprocess.STDOUT).returncode
+    if status != 0:
+        raise RuntimeError(f"`spacy project run {system}` failed (exit code {status}): see {log}")
+    return log
+
+
+def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, results: Path) -> Dict:
+    """The record of a finished system workflow; its training curves copied to results."""
+    curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}"
+    curves.mkdir(parents=True, exist_ok=True)
+    minutes, dev_f1 = 0.0, None
+    for command in commands:
+        curve = next((folder / out / "curve.jsonl" for out in command.get("outputs", [])
+                      if (folder / out / "curve.jsonl").is_file()), None)
+        if curve is not None:
+            shutil.copyfile(curve, curves / f"{command['name']}.jsonl")
+            points = [json.loads(line) for line in curve.read_text().splitlines()]
+            minutes += points[-1]["seconds"] / 60
+            dev_f1 = max(point["score"] for point in points)  # of the system's last model
+    (scores,) = json.loads((folder / commands[-1]["outputs"][0]).read_text())
+    return {
+        "system": system,
+        "lang": variables["lang"],
+        "dataset": variables["dataset"],
+        "n_source": variables["n_source"],
+        "seed": variables["seed"],
+        "precision": round(scores["precision"], 2),
+        "recall": round(scores["recall"], 2),
+        "f1": round(scores["f1"], 2),
+        "f1_per_type": {t: round(s["f1"], 2) for t, s in scores["per_type"].items()},
+        "english_dev_f1": dev_f1,
+        "train_minutes": round(minutes, 1),
+    }
 
 
 def read_json(path: Path) -> List[Dict]:
@@ -156,121 +146,6 @@ def locked(path: Path) -> Iterator[None]:
         yield
 
 
-def append_json(path: Path, record: Dict) -> List[Dict]:
-    """Append `record` to the JSON list in `path` (re-read: another process may have
-    appended since); the whole list after the append."""
-    with locked(path):
-        records = read_json(path) + [record]
-        write_atomic(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-    return records
-
-
-def run_line(line: str, threads: int, log_path: Path) -> float:
-    """Run one command line in the project folder, its output appended to `log_path`;
-    return its peak RSS in MB (the largest process of its tree, from wait4)."""
-    argv = shlex.split(line)
-    if argv[0] in ("python", "python3"):
-        argv[0] = sys.executable
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with open(log_path, "a") as output:
-        output.write(f"$ {line}\n")
-        output.flush()
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"exit code {process.returncode}: {line} (output: {log_path})")
-    return usage.ru_maxrss / 1024  # kilobytes on Linux
-
-
-def checksums(deps: Sequence[str]) -> Dict[str, Optional[str]]:
-    """md5 of every dep (None if missing), as weasel's project.lock: content, not mtime,
-    so that a data folder copied again does not invalidate hours of training."""
-    return {dep: get_checksum(ROOT / dep) if (ROOT / dep).exists() else None for dep in deps}
-
-
-class StepLog:
-    """Wall time and peak RSS of every step, in a JSON list; the output of every step
-    (the training curves among it) in a text file of the `logs` folder beside it."""
-
-    def __init__(self, path: Path, threads: int):
-        self.path = path
-        self.threads = threads
-        self.logs = path.parent / "logs"
-
-    def output_path(self, name: str, context: Dict) -> Path:
-        run = f"{context.get('lang')}-n{context.get('n_source')}-s{context.get('seed')}"
-        path = self.logs / run / f"{name.replace(' ', '-')}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def find_done(self, script: List[str], deps: Sequence[str], outputs: Sequence[str]) -> Optional[Dict]:
-        """The entry of a finished run of `script` that is still valid, if any."""
-        entries = read_json(self.path)
-        entry = next((e for e in reversed(entries) if e["script"] == script), None)
-        if entry is None or not all((ROOT / output).exists() for output in outputs):
-            return None
-        return entry if entry.get("deps_md5") == checksums(deps) else None
-
-    def run(self, name: str, script: List[str], deps: Sequence[str], outputs: Sequence[str],
-            context: Dict, always: bool = False) -> Dict:
-        entry = None if always else self.find_done(script, deps, outputs)
-        if entry:
-            print(f"== {name}: done before ({entry['seconds']:.0f} s), skipped", flush=True)
-            return entry
-        deps_md5 = checksums(deps)
-        output = self.output_path(name, context)
-        output.write_text("")
-        print(f"== {name}: {len(script)} command(s), output in {output}", flush=True)
-        start = time.perf_counter()
-        peak = max(run_line(line, self.threads, output) for line in script)
-        entry = {
-            "step": name, **context, "script": script, "deps_md5": deps_md5,
-            "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak, 1),
-            "threads": self.threads,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        append_json(self.path, entry)
-        print(f"== {name}: {entry['seconds']:.0f} s, peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
-        return entry
-
-
-def run_command(log: StepLog, commands: Dict[str, Dict], name: str, context: Dict) -> Dict:
-    command = commands[name]
-    return log.run(name, command["script"], command.get("deps", []), command.get("outputs", []), context)
-
-
-def evaluate_line(commands: Dict[str, Dict], system: str) -> str:
-    """The project's evaluate command line for `system`."""
-    for command in commands.values():
-        if command["name"].startswith("evaluate"):
-            for line in command["script"]:
-                if f"--system {system} " in f"{line} ":
-                    return line
-    raise KeyError(f"project.yml has no evaluate command for --system {system}")
-
-
-def run_system(log: StepLog, commands: Dict[str, Dict], system: str, context: Dict) -> Dict:
-    """Train and evaluate one system; its record."""
-    steps = [run_command(log, commands, name, context) for name in SYSTEMS[system]]
-    line = evaluate_line(commands, system)
-    output_dir = ROOT / shlex.split(line)[shlex.split(line).index("--output") + 1]
-    log.run(f"evaluate {system}", [line], [], [], context, always=True)
-    scores = next(r for r in read_json(output_dir / f"{system}.json") if r["lang"] == context["lang"])
-    return {
-        "system": system,
-        "lang": context["lang"],
-        "dataset": TARGETS[context["lang"]].dataset,
-        "n_source": context["n_source"],
-        "seed": context["seed"],
-        "precision": round(scores["precision"], 2),
-        "recall": round(scores["recall"], 2),
-        "f1": round(scores["f1"], 2),
-        "train_seconds": round(sum(step["seconds"] for step in steps), 1),
-        "peak_rss_mb": round(max(step["peak_rss_mb"] for step in steps), 1),
-    }
-
-
 def _mean_std(values: List[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -278,108 +153,104 @@ def _mean_std(values: List[float]) -> str:
 
 
 def markdown_report(records: List[Dict]) -> str:
-    langs = sorted({(r["lang"], r["dataset"], r["n_source"]) for r in records})
-    systems = [s for s in SYSTEMS if any(r["system"] == s for r in records)]
-    head = [f"{lang} ({dataset}, N={n})" for lang, dataset, n in langs]
+    order = TARGETS["systems"] + TARGETS["ablations"]
+    columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
+    systems = sorted({r["system"] for r in records}, key=lambda s: (order + [s]).index(s))
+
+    def f1s(system, column):
+        return [r["f1"] for r in records if (r["system"], r["lang"], r["n_source"]) == (system, *column)]
+
+    def seeds(column):
+        return sorted({r["seed"] for r in records if (r["lang"], r["n_source"]) == column})
+
+    head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
     lines = [
         "# Accuracy: seqeval entity-level micro F1 on the target test sets",
         "",
-        "Mean ± std over seeds. Written by benchmarks/accuracy.py.",
+        "Mean ± std over seeds (one English sample per seed). Written by "
+        "benchmarks/accuracy.py; the paper's rows are ConCNER's Table 3 (mBERT, N = 1000).",
         "",
         "| system | " + " | ".join(head) + " |",
         "| --- |" + " ---: |" * len(head),
     ]
-    def f1s(system, column):
-        return [r["f1"] for r in records if (r["system"], r["lang"], r["dataset"], r["n_source"]) == (system, *column)]
-
     for system in systems:
-        cells = [_mean_std(f1s(system, column)) if f1s(system, column) else "" for column in langs]
+        cells = [_mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    gains = [
-        f"{statistics.mean(f1s('concner', c)) - statistics.mean(f1s('en', c)):+.2f}"
-        if f1s("concner", c) and f1s("en", c) else "" for c in langs
-    ]
-    if any(gains):
-        lines.append("| concner - en | " + " | ".join(gains) + " |")
-    columns = ["system", "lang", "dataset", "n_source", "seed", "precision", "recall", "f1",
-               "train_seconds", "peak_rss_mb"]
-    lines += ["", "## Records", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in records]
+    gains = [f"{statistics.mean(f1s('concner', c)) - statistics.mean(f1s('en', c)):+.2f}"
+             if f1s("concner", c) and f1s("en", c) else "" for c in columns]
+    lines.append("| concner - en | " + " | ".join(gains) + " |")
+    for system, by_lang in TARGETS["paper"].items():
+        lines.append(f"| paper: {system} | " + " | ".join(str(by_lang.get(lang, "")) for lang, _ in columns) + " |")
+    keys = ["system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
+            "english_dev_f1", "train_minutes"]
+    lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (order + [r["system"]]).index(r["system"]))):
+        cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r[k]) for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 class Results:
-    def __init__(self, folder: Path):
-        self.json_path = folder / "accuracy.json"
-        self.md_path = folder / "accuracy.md"
+    """accuracy.json, .md and .png in a folder, safe to add to from several processes."""
 
-    @property
-    def records(self) -> List[Dict]:
-        return read_json(self.json_path)
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.json_path = folder / "accuracy.json"
 
     def has(self, key: Dict) -> bool:
-        return any(all(r[k] == key[k] for k in RECORD_KEY) for r in self.records)
+        return any(all(r[k] == key[k] for k in RECORD_KEY) for r in read_json(self.json_path))
 
     def add(self, record: Dict) -> None:
-        records = append_json(self.json_path, record)
-        write_atomic(self.md_path, markdown_report(records))
+        with locked(self.json_path):
+            records = read_json(self.json_path) + [record]
+            write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+            write_atomic(self.folder / "accuracy.md", markdown_report(records))
+            order = TARGETS["systems"] + TARGETS["ablations"]
+            plot_f1(sorted(records, key=lambda r: (order + [r["system"]]).index(r["system"])),
+                    self.folder / "accuracy.png")
 
 
 def _split(option: str) -> List[str]:
     return [item.strip() for item in option.split(",") if item.strip()]
 
 
-def _parse_vars(items: List[str]) -> Dict[str, str]:
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"--var expects NAME=VALUE, got {item!r}")
-        pairs[name] = value
-    return pairs
-
-
 def main(
-    langs: str = typer.Option("es,nl,de", help=f"Target languages, of {','.join(TARGETS)}"),
-    systems: str = typer.Option(",".join(s for s in SYSTEMS if s not in ABLATIONS), help="Systems"),
+    langs: str = typer.Option("es,nl,de", help=f"Target languages, of {','.join(TARGETS['targets'])}"),
+    systems: str = typer.Option(",".join(TARGETS["systems"]), help="Systems (project workflows)"),
     ablation_langs: str = typer.Option("es", help="Languages that also get the ablations"),
     n_source: int = typer.Option(1000, min=1, help="English sample size N"),
-    seeds: str = typer.Option("1", help="Seeds, comma separated"),
+    seeds: str = typer.Option("1", help="Seeds (samples), comma separated"),
     data_dir: Path = typer.Option(
-        Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data")),
+        Path(os.environ.get("SPACY_CONCNER_DATA", ROOT / "assets" / "data")),
         help="Corpus folder (env SPACY_CONCNER_DATA)",
     ),
     results: Path = typer.Option(ROOT / "benchmarks" / "results", help="Folder for the results"),
-    threads: int = typer.Option(1, min=1, help="Torch/OpenMP threads per step"),
-    var: List[str] = typer.Option([], help="Extra project.yml var NAME=VALUE (repeatable)"),
+    runs: Path = typer.Option(ROOT / "runs", help="Folder of the run folders"),
+    threads: int = typer.Option(1, min=1, help="Torch/OpenMP threads"),
 ) -> None:
-    """Run the accuracy benchmark; resumes from --results."""
-    unknown = [lang for lang in _split(langs) if lang not in TARGETS]
-    wrong = [s for s in _split(systems) if s not in SYSTEMS]
+    """Run the accuracy benchmark; resumes from --results and the run folders."""
+    known = TARGETS["systems"] + TARGETS["ablations"]
+    unknown = [lang for lang in _split(langs) if lang not in TARGETS["targets"]]
+    wrong = [s for s in _split(systems) if s not in known]
     if unknown or wrong:
         raise typer.BadParameter(f"unknown languages {unknown} or systems {wrong}")
-    extra = _parse_vars(var)
-    log = StepLog(results / "accuracy_steps.json", threads)
     table = Results(results)
     for seed in [int(s) for s in _split(seeds)]:
         for lang in _split(langs):
-            todo = _split(systems) + (ABLATIONS if lang in _split(ablation_langs) else [])
-            keys = [dict(system=s, lang=lang, dataset=TARGETS[lang].dataset, n_source=n_source, seed=seed) for s in todo]
-            keys = [key for key in keys if not table.has(key)]
-            if not keys:
+            todo = _split(systems) + (TARGETS["ablations"] if lang in _split(ablation_langs) else [])
+            todo = [s for s in todo if not table.has(dict(system=s, lang=lang, n_source=n_source, seed=seed))]
+            if not todo:
                 continue
-            commands = project_commands(project_vars(lang, n_source, seed, data_dir, extra))
-            context = dict(lang=lang, n_source=n_source, seed=seed)
-            for name in PREPARE:
-                run_command(log, commands, name, context)
-            for key in keys:
-                print(f"=== {key['system']} {lang} N={n_source} seed={seed}", flush=True)
-                table.add(run_system(log, commands, key["system"], context))
-    if table.records:
-        from spacy_concner.evaluate import plot_f1
-
-        plot_f1(table.records, results / "accuracy.png")
-    print(f"Results: {table.json_path}, {table.md_path}, {results / 'accuracy.png'}")
+            variables = project_vars(lang, n_source, seed, data_dir)
+            folder = run_dir(runs, variables)
+            for system in todo:
+                print(f"=== {system} {lang} N={n_source} seed={seed} in {folder}", flush=True)
+                run_workflow(folder, variables, system, threads)
+                commands = workflow_commands(folder, variables, system)
+                record = collect(folder, commands, variables, system, results)
+                table.add(record)
+                print(f"=== {system} {lang}: F1 {record['f1']:.2f} (English dev {record['english_dev_f1']})", flush=True)
+    print(f"Results: {table.json_path}")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ from wasabi import msg
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
-# the systems of the accuracy benchmark (DESIGN.md section 4), in the order they are shown
-BENCHMARK_SYSTEMS = ("en", "en_trans", "kd_en", "concner_teacher", "concner", "wo_lcl", "wo_tcl", "wo_both")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
 
 
@@ -227,13 +225,11 @@ def load_records(paths: Iterable[Path]) -> List[Dict]:
 
 
 def bar_layout(records: List[Dict]) -> Tuple[List[str], Dict[Tuple[str, str], float], float]:
-    """The systems in plotting order (BENCHMARK_SYSTEMS first, others as they come), the
-    x of each (system, lang) bar and the bar width: one group per language at x = 0, 1,
-    ..., holding only the systems with records for that language, side by side, centred."""
+    """The systems in the order of their first record, the x of each (system, lang) bar
+    and the bar width: one group per language at x = 0, 1, ..., holding only the systems
+    with records for that language, side by side, centred."""
     present = {(r["system"], r["lang"]) for r in records}
-    recorded = list(dict.fromkeys(r["system"] for r in records))
-    systems = [s for s in BENCHMARK_SYSTEMS if s in recorded]
-    systems += [s for s in recorded if s not in BENCHMARK_SYSTEMS]
+    systems = list(dict.fromkeys(r["system"] for r in records))
     langs = list(dict.fromkeys(r["lang"] for r in records))
     groups = [[s for s in systems if (s, lang) in present] for lang in langs]
     width = 0.8 / max(len(group) for group in groups)

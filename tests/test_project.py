@@ -15,7 +15,6 @@ from spacy.util import load_config
 from weasel.util import load_project_config
 
 from spacy_concner.cli import app as concner_app
-from spacy_concner.evaluate import BENCHMARK_SYSTEMS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_OVERRIDES = {"vars.data_dir": "/data", "vars.data_ext": ".gz"}
@@ -68,7 +67,7 @@ def command_names(app: typer.Typer) -> set:
 
 def test_weasel_accepts_project(project):
     # load_project_config validates against weasel's schema and exits on errors
-    assert {"all", "baselines", "ablations", "small"} <= set(project["workflows"])
+    assert {"all", "small", "en", "concner"} <= set(project["workflows"])
 
 
 def test_workflow_all_ends_with_the_package(project):
@@ -79,7 +78,10 @@ def test_workflow_all_ends_with_the_package(project):
         assert steps.index(before) < steps.index(after)
 
 
-@pytest.mark.parametrize("workflows", [["all"], ["baselines"], ["ablations"], ["all", "small"]])
+WORKFLOWS = [[name] for name in load_project_config(ROOT)["workflows"] if name != "small"]
+
+
+@pytest.mark.parametrize("workflows", WORKFLOWS + [["all", "small"]])
 def test_every_dep_is_made_earlier_or_is_given(project, commands, workflows):
     made = set()
     for name in [step for workflow in workflows for step in project["workflows"][workflow]]:
@@ -113,8 +115,20 @@ def test_every_called_command_exists(commands):
             assert " ".join(argv[3:5]) in concner_commands or argv[3] in concner_commands, argv
         elif argv[:3] == ["python", "-m", "spacy"]:
             assert argv[3] in spacy_commands, argv
+        elif argv[:2] == ["python", "-c"]:
+            compile(argv[2], "python -c", "exec")
         else:
             assert argv[:3] == ["python", "-m", "pip"], f"unexpected program: {argv}"
+
+
+def test_clean_removes_what_the_workflows_made(commands, tmp_path, monkeypatch):
+    for name in ("corpus/de", "training", "metrics", "packages", "assets/encoders", "configs"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "project.lock").touch()
+    monkeypatch.chdir(tmp_path)
+    (argv,) = (shlex.split(line) for line in commands["clean"]["script"])
+    exec(argv[2], {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assets", "configs"]
 
 
 def test_training_overrides_exist_in_their_configs(commands):
@@ -148,26 +162,29 @@ def test_ablation_without_both_losses_is_en_trans(commands):
     assert en_trans.replace(" --components.concner.beta 0", "").replace("en_trans-", "concner_teacher-") == teacher
 
 
-def test_benchmark_systems_use_project_commands(accuracy, commands):
-    for system, steps in accuracy.SYSTEMS.items():
-        assert set(steps) <= set(commands), system
-        assert f"--system {system} " in accuracy.evaluate_line(commands, system) + " "
-    assert set(accuracy.PREPARE) <= set(commands)
-    assert tuple(accuracy.SYSTEMS) == BENCHMARK_SYSTEMS  # the plot's order
+def test_every_benchmark_system_is_a_workflow_ending_in_its_evaluation(project, commands, accuracy):
+    for system in accuracy.TARGETS["systems"] + accuracy.TARGETS["ablations"]:
+        last = commands[project["workflows"][system][-1]]
+        assert f"--system {system} " in last["script"][0] + " ", system
+        assert last["outputs"][0].endswith(f"/{system}.json"), system
 
 
 def test_benchmark_vars_resolve_for_every_target(accuracy, tmp_path):
-    for target in accuracy.TARGETS.values():
-        for name in (target.source.train, target.source.dev, target.test, target.unlabelled):
-            (tmp_path / f"{name}.gz").parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / f"{name}.gz").touch()
-    variables = accuracy.project_vars("es", 500, 3, tmp_path, {"max_steps": "7"})
-    commands = accuracy.project_commands(variables)
-    assert "--pair eng-spa" in commands["translate"]["script"][0]
-    assert f"{tmp_path}/conll2003/en/eng.train.gz" in commands["sample"]["script"][0]
-    assert "--n-sents 500 --seed 3" in commands["sample"]["script"][0]
-    assert "--training.max_steps 7" in commands["train-teacher"]["script"][0]
-    assert commands["train-en"]["outputs"] == ["training/conll2003-en/en-n500-s3"]
+    data = tmp_path / "data"
+    for lang, target in accuracy.TARGETS["targets"].items():
+        source = accuracy.TARGETS["sources"][target["source_name"]]
+        for name in (*source.values(), target["target_test"], target["target_train"]):
+            (data / f"{name}.gz").parent.mkdir(parents=True, exist_ok=True)
+            (data / f"{name}.gz").touch()
+        variables = accuracy.project_vars(lang, 500, 3, data)
+        folder = accuracy.run_dir(tmp_path / "runs", variables)
+        assert folder.name == f"{target['source_name']}-n500-s3"
+        assert (folder / "configs" / "concner.cfg").is_file()
+        commands = {c["name"]: c for c in accuracy.workflow_commands(folder, variables, "concner")}
+        assert f"--pair {target['pair']}" in commands["translate"]["script"][0]
+        assert f"{data}/{source['source_train']}.gz" in commands["sample"]["script"][0]
+        assert "--n-sents 500 --seed 3" in commands["sample"]["script"][0]
+        assert commands["evaluate"]["outputs"] == [f"metrics/{lang}-n500-s3/concner.json"]
 
 
 def test_benchmark_data_ext_names_the_missing_file(accuracy, tmp_path):
@@ -177,62 +194,102 @@ def test_benchmark_data_ext_names_the_missing_file(accuracy, tmp_path):
         accuracy.data_ext(tmp_path, ["a.tsv", "b.tsv"])
 
 
-def test_benchmark_step_log_runs_once_and_reruns_after_input_change(accuracy, tmp_path, monkeypatch):
-    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
-    (tmp_path / "in.txt").write_text("a")
-    log = accuracy.StepLog(tmp_path / "steps.json", threads=1)
-    script = ["python -c \"import pathlib; p = pathlib.Path('out.txt'); p.write_text(p.read_text() + 'x' if p.exists() else 'x')\""]
-    run = lambda: log.run("copy", script, ["in.txt"], ["out.txt"], {"lang": "xx"})  # noqa: E731
-    first = run()
-    assert first["peak_rss_mb"] > 0 and (tmp_path / "out.txt").read_text() == "x"
-    run()
-    assert (tmp_path / "out.txt").read_text() == "x", "a finished step ran again"
-    assert len(json.loads((tmp_path / "steps.json").read_text())) == 1
-    later = time.time() + 10
-    os.utime(tmp_path / "in.txt", (later, later))  # e.g. the data folder copied again
-    run()
-    assert (tmp_path / "out.txt").read_text() == "x", "a step whose input was only touched ran again"
-    (tmp_path / "in.txt").write_text("b")
-    run()
-    assert (tmp_path / "out.txt").read_text() == "xx", "a step with a changed input was skipped"
+# A project with the shape of project.yml's system workflows, without any training: a
+# "train" command that writes a dev curve, an "evaluate" command that writes the metrics.
+TOY_PROJECT = """
+vars:
+  lang: xx
+  tag: t
+  fail: 0
+commands:
+  - name: train
+    script:
+      - python configs/toy.py train ${vars.fail}
+    outputs:
+      - training/m
+  - name: evaluate
+    script:
+      - python configs/toy.py evaluate metrics/${vars.lang}-${vars.tag}/toy.json
+    deps:
+      - training/m
+    outputs:
+      - metrics/${vars.lang}-${vars.tag}/toy.json
+workflows:
+  toy:
+    - train
+    - evaluate
+"""
+TOY_SCRIPT = """
+import json, pathlib, sys
+if sys.argv[1] == "train":
+    out = pathlib.Path("training/m")
+    out.mkdir(parents=True, exist_ok=True)
+    points = [{"score": 40.0, "seconds": 30}, {"score": 61.5, "seconds": 90}]
+    (out / "curve.jsonl").write_text("\\n".join(json.dumps(p) for p in points))
+    print("trained")
+    sys.exit(int(sys.argv[2]))
+out = pathlib.Path(sys.argv[2])
+out.parent.mkdir(parents=True, exist_ok=True)
+scores = {"precision": 50, "recall": 70, "f1": 58.333, "per_type": {"PER": {"f1": 60.0}}}
+out.write_text(json.dumps([scores]))
+"""
 
 
-def test_benchmark_step_failure_names_the_command(accuracy, tmp_path, monkeypatch):
-    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
-    log = accuracy.StepLog(tmp_path / "steps.json", threads=1)
-    with pytest.raises(RuntimeError, match="exit code 3.*output: .*fail.log"):
-        log.run("fail", ["python -c 'print(42); raise SystemExit(3)'"], [], [], {})
-    assert not (tmp_path / "steps.json").exists()
+@pytest.fixture
+def toy_project(accuracy, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    for name in accuracy.PROJECT_FILES:
+        (root / name).mkdir(parents=True)
+    (root / "project.yml").rmdir()
+    (root / "project.yml").write_text(TOY_PROJECT)
+    (root / "configs" / "toy.py").write_text(TOY_SCRIPT)
+    monkeypatch.setattr(accuracy, "ROOT", root)
+    variables = {"lang": "xx", "tag": "t", "source_name": "src", "n_source": 5, "seed": 2,
+                 "dataset": "toy", "fail": 0}
+    return accuracy.run_dir(tmp_path / "runs", variables), variables
 
 
-def test_benchmark_step_output_is_kept_per_run_and_step(accuracy, tmp_path, monkeypatch):
-    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
-    log = accuracy.StepLog(tmp_path / "steps.json", threads=1)
-    log.run("train en", ["python -c 'print(\"dev F1 61.5\")'"], [], [], dict(lang="es", n_source=5, seed=2))
-    output = (tmp_path / "logs" / "es-n5-s2" / "train-en.log").read_text()
-    assert output.startswith("$ python -c") and "dev F1 61.5" in output
+def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project, tmp_path):
+    folder, variables = toy_project
+    log = accuracy.run_workflow(folder, variables, "toy", threads=1)
+    assert "trained" in log.read_text()
+    commands = accuracy.workflow_commands(folder, variables, "toy")
+    record = accuracy.collect(folder, commands, variables, "toy", tmp_path / "results")
+    assert record["f1"] == 58.33 and record["f1_per_type"] == {"PER": 60.0}
+    assert record["english_dev_f1"] == 61.5 and record["train_minutes"] == 1.5
+    assert (tmp_path / "results" / "curves" / "xx-n5-s2" / "train.jsonl").is_file()
+    accuracy.run_workflow(folder, variables, "toy", threads=1)  # weasel: nothing to do
+    assert log.read_text().count("trained") == 1
+
+
+def test_benchmark_failure_names_the_log(accuracy, toy_project):
+    folder, variables = toy_project
+    with pytest.raises(RuntimeError, match=r"run toy.*exit code 3.*logs/xx-toy.log"):
+        accuracy.run_workflow(folder, {**variables, "fail": 3}, "toy", threads=1)
 
 
 def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
-    base = dict(system="concner", lang="es", dataset="conll2002", n_source=1000, precision=0,
-                recall=0, train_seconds=1, peak_rss_mb=1)
+    base = dict(system="concner", lang="es", dataset="conll", n_source=1000, precision=0,
+                recall=0, f1_per_type={"PER": 1.0}, english_dev_f1=80.0, train_minutes=1)
     records = [dict(base, seed=1, f1=70.0), dict(base, seed=2, f1=72.0),
                dict(base, system="en", seed=1, f1=65.5)]
     report = accuracy.markdown_report(records)
     assert "| concner | 71.00 ± 1.41 |" in report
     assert "| en | 65.50 |" in report
     assert "| concner - en | +5.50 |" in report
-    assert "es (conll2002, N=1000)" in report
+    assert "| paper: concner | 73.43 |" in report
+    assert "es (N=1000, seeds 1,2)" in report
 
 
 def test_benchmark_results_keep_records_of_concurrent_runs(accuracy, tmp_path):
     """Two benchmark processes append to one accuracy.json: neither loses the other's."""
     first, second = accuracy.Results(tmp_path), accuracy.Results(tmp_path)
     base = dict(system="en", dataset="wikiann", n_source=1000, seed=1, precision=0, recall=0,
-                f1=1.0, train_seconds=1, peak_rss_mb=1)
+                f1=1.0, f1_per_type={}, english_dev_f1=1.0, train_minutes=1)
     first.add(dict(base, lang="de"))
     second.add(dict(base, lang="es"))
     assert first.has(dict(base, lang="es")) and second.has(dict(base, lang="de"))
     assert len(json.loads((tmp_path / "accuracy.json").read_text())) == 2
     report = (tmp_path / "accuracy.md").read_text()
     assert "| en | de |" in report and "| en | es |" in report
+    assert (tmp_path / "accuracy.png").is_file()

@@ -1,16 +1,21 @@
-"""The ConCNER losses (paper eqs. 3-7 and 9) as Thinc `Loss` objects.
+"""The ConCNER losses (paper eqs. 3-7 and 9) as Thinc `Loss` objects, and ConcnerLoss,
+which composes them into the `concner` component's loss (eq. 8).
 
-Each `__call__` returns `(gradient, value)` from one pass. Array code goes through the
-inputs' array module, so the same code runs on numpy and cupy arrays.
+Each `__call__` returns `(gradient, value)` from one pass, the gradient with respect to
+what the model's backprop takes (vectors, or pre-softmax logits). Array code goes through
+the inputs' array module, so the same code runs on numpy and cupy arrays.
 """
-from typing import Callable, List, Tuple
+from dataclasses import dataclass
+from typing import Callable, Hashable, List, Optional, Tuple
 
 import numpy
-
+from spacy.util import registry
 from thinc.api import get_array_module
+from thinc.backends import get_array_ops
 from thinc.loss import Loss
 from thinc.types import Floats1d, Floats2d, Ints1d
-from spacy.util import registry
+
+from .pairs import partner_rows
 
 # As in torch.nn.functional.normalize: x / max(||x||, eps); a zero vector maps to 0.
 NORM_EPS = 1e-8
@@ -143,7 +148,8 @@ class DistillationLoss(OnePassLoss):
     guesses, truths: one (tokens, labels) array per Doc of student and teacher label
     probabilities. The value is the mean over Docs of the mean over tokens of the mean
     over labels of (guess - truth)^2; Docs with no token are not counted. The gradient
-    is with respect to the guesses (the probabilities).
+    is with respect to the student's pre-softmax logits (guesses = softmax(logits)), as
+    thinc's Softmax layer and spaCy v4's get_teacher_student_loss take it.
     """
 
     def __call__(
@@ -156,31 +162,36 @@ class DistillationLoss(OnePassLoss):
         lengths = [len(guess) for guess in guesses]
         student = xp.concatenate(guesses)
         teacher = xp.concatenate([xp.asarray(t) for t in truths]).astype(student.dtype)
-        terms, d_student = self.token_terms(student, teacher)
+        terms, d_logits = self.token_terms(student, teacher)
         weights = _token_weights(xp.ones(len(student), dtype=bool), lengths)
         weights = weights.astype(student.dtype)[:, None]
-        return _split(xp, weights * d_student, lengths), float((weights * terms).sum())
+        return _split(xp, weights * d_logits, lengths), float((weights * terms).sum())
 
     def token_terms(self, student: Floats2d, teacher: Floats2d) -> Tuple[Floats2d, Floats2d]:
-        """Per (token, label) terms whose row sum is the token's loss, and their
-        gradient w.r.t. the student's probabilities."""
+        """Per (token, label) terms whose row sum is the token's loss, and the gradient of
+        the token's loss w.r.t. the student's logits."""
         diffs = student - teacher
-        return diffs * diffs / diffs.shape[1], 2 * diffs / diffs.shape[1]
+        n_labels = diffs.shape[1]
+        return diffs * diffs / n_labels, softmax_backprop(student, 2 * diffs / n_labels)
 
 
 class KLDistillationLoss(DistillationLoss):
     """Distillation with KL(teacher || student) per token instead of eq. 9's MSE, same
-    averaging. Through the softmax its gradient w.r.t. the logits is student - teacher,
-    which does not vanish where the student gives the teacher's label little
-    probability; MSE's does (it is scaled by the student's probabilities), and a
-    student can get stuck labelling every entity with one type (README, Results).
+    averaging. Its gradient w.r.t. the logits is student - teacher (times the teacher
+    row's sum, 1), which does not vanish where the student gives the teacher's label
+    little probability; MSE's does (it is scaled by the student's probabilities), and a
+    student can get stuck labelling every entity with one type.
     """
 
     def token_terms(self, student: Floats2d, teacher: Floats2d) -> Tuple[Floats2d, Floats2d]:
         xp = get_array_module(student)
-        clipped = xp.maximum(student, MIN_PROB)
-        log_ratio = xp.log(xp.maximum(teacher, MIN_PROB)) - xp.log(clipped)
-        return teacher * log_ratio, -teacher / clipped
+        log_ratio = xp.log(xp.maximum(teacher, MIN_PROB)) - xp.log(xp.maximum(student, MIN_PROB))
+        return teacher * log_ratio, student * teacher.sum(axis=1, keepdims=True) - teacher
+
+
+def softmax_backprop(probs: Floats2d, d_probs: Floats2d) -> Floats2d:
+    """Gradient w.r.t. the logits of a row-wise softmax, given it w.r.t. its output."""
+    return probs * (d_probs - (d_probs * probs).sum(axis=1, keepdims=True))
 
 
 class SentenceCrossEntropy(OnePassLoss):
@@ -261,6 +272,101 @@ def _gold_mismatch(probs: Floats2d, gold: Ints1d) -> str:
         f"probabilities of shape {probs.shape} need one gold label per row, got "
         f"labels of shape {gold.shape}"
     )
+
+
+@dataclass
+class Targets:
+    """What a batch of Docs is trained towards, one entry per Doc: gold IOB2 tag ids per
+    token (-1 where unknown; None for a Doc without gold), a teacher's label
+    distributions (None for a Doc without), and the pair key that ties a sentence to its
+    translation (None if unpaired)."""
+
+    gold: List[Optional[Ints1d]]
+    soft: List[Optional[Floats2d]]
+    keys: List[Optional[Hashable]]
+
+
+class ConcnerLoss:
+    """The loss of the `concner` component over a batch: alpha * CE + beta * (LCL + TCL)
+    over the Docs with gold tags (eq. 8), plus the distillation loss over the Docs with a
+    teacher's distributions (eq. 9). A contrastive loss that is None is left out.
+
+    __call__(vectors, probs, targets) returns ((d_vectors, d_logits), value): one array
+    per Doc of the gradient w.r.t. the token vectors and w.r.t. the pre-softmax logits,
+    what the token classifier's backprop takes.
+    """
+
+    def __init__(
+        self,
+        alpha: float,
+        beta: float,
+        label_loss: Optional[LabelContrastiveLoss],
+        translation_loss: Optional[TranslationContrastiveLoss],
+        distillation_loss: DistillationLoss,
+    ):
+        self.alpha = alpha
+        self.beta = beta
+        self.label_loss = label_loss if beta else None
+        self.translation_loss = translation_loss if beta else None
+        self.distillation_loss = distillation_loss
+        self.cross_entropy = SentenceCrossEntropy()
+
+    def __call__(
+        self, vectors: List[Floats2d], probs: List[Floats2d], targets: Targets
+    ) -> Tuple[Tuple[List[Floats2d], List[Floats2d]], float]:
+        xp = get_array_module(probs[0])
+        lengths = [len(doc_probs) for doc_probs in probs]
+        flat_vectors = xp.concatenate(vectors)
+        d_vectors = xp.zeros_like(flat_vectors)
+        d_logits = xp.zeros_like(xp.concatenate(probs))
+        value = 0.0
+        gold_rows = [i for i, gold in enumerate(targets.gold) if gold is not None]
+        if gold_rows:
+            gold = xp.concatenate([_gold_or_unknown(xp, g, n) for g, n in zip(targets.gold, lengths)])
+            d_ce, ce = self.cross_entropy([probs[i] for i in gold_rows], [targets.gold[i] for i in gold_rows])
+            d_logits[_token_rows(lengths, gold_rows)] += self.alpha * xp.concatenate(d_ce)
+            value += self.alpha * ce
+            if self.label_loss is not None:
+                labelled = gold >= 0
+                d_tokens, lcl = self.label_loss(flat_vectors[labelled], gold[labelled])
+                d_vectors[labelled] += self.beta * d_tokens
+                value += self.beta * lcl
+            if self.translation_loss is not None:
+                d_tcl, tcl = self._translation_contrastive(flat_vectors, lengths, gold_rows, targets.keys)
+                d_vectors += self.beta * d_tcl
+                value += self.beta * tcl
+        soft_rows = [i for i, soft in enumerate(targets.soft) if soft is not None]
+        if soft_rows:
+            d_kd, kd = self.distillation_loss([probs[i] for i in soft_rows], [targets.soft[i] for i in soft_rows])
+            d_logits[_token_rows(lengths, soft_rows)] += xp.concatenate(d_kd)
+            value += kd
+        return (_split(xp, d_vectors, lengths), _split(xp, d_logits, lengths)), value
+
+    def _translation_contrastive(self, flat_vectors, lengths, rows, keys) -> Tuple[Floats2d, float]:
+        """TCL over the given non-empty Docs, sentence vector = mean token vector; the
+        gradient w.r.t. all the batch's token vectors."""
+        rows = [i for i in rows if lengths[i]]
+        d_vectors = get_array_module(flat_vectors).zeros_like(flat_vectors)
+        if len(rows) < 2:
+            return d_vectors, 0.0
+        ops = get_array_ops(flat_vectors)
+        tokens = _token_rows(lengths, rows)
+        row_lengths = ops.asarray1i([lengths[i] for i in rows])
+        sentences = ops.reduce_mean(flat_vectors[tokens], row_lengths)
+        partners = ops.asarray1i(partner_rows([keys[i] for i in rows]))
+        d_sentences, value = self.translation_loss(sentences, partners)
+        d_vectors[tokens] = ops.backprop_reduce_mean(d_sentences, row_lengths)
+        return d_vectors, value
+
+
+def _gold_or_unknown(xp, gold: Optional[Ints1d], length: int) -> Ints1d:
+    return xp.asarray(gold) if gold is not None else xp.full(length, -1, dtype="int32")
+
+
+def _token_rows(lengths: List[int], docs: List[int]):
+    """The rows of the given Docs' tokens in the concatenation of all Docs' tokens."""
+    starts = numpy.cumsum([0] + lengths[:-1])
+    return numpy.concatenate([numpy.arange(starts[i], starts[i] + lengths[i]) for i in docs]).astype("int64")
 
 
 @registry.losses("spacy_concner.LabelContrastiveLoss.v1")

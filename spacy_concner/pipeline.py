@@ -14,8 +14,14 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
-from . import losses
-from .pairs import pair_key, partner_rows
+from .losses import (
+    ConcnerLoss,
+    DistillationLoss,
+    LabelContrastiveLoss,
+    Targets,
+    TranslationContrastiveLoss,
+)
+from .pairs import pair_key
 
 # A teacher's label distributions, stored in a reference Doc's user_data:
 # {"tags": [IOB2 tag per column], "probs": Floats2d of tokens x tags}
@@ -63,9 +69,9 @@ def make_concner(
     alpha: float,
     beta: float,
     lr_scale: float,
-    label_loss: Optional[losses.LabelContrastiveLoss],
-    translation_loss: Optional[losses.TranslationContrastiveLoss],
-    distillation_loss: losses.DistillationLoss,
+    label_loss: Optional[LabelContrastiveLoss],
+    translation_loss: Optional[TranslationContrastiveLoss],
+    distillation_loss: DistillationLoss,
     scorer: Optional[Callable],
 ) -> "ConcNER":
     """alpha weighs cross-entropy and beta the two contrastive losses (eq. 8).
@@ -89,6 +95,18 @@ def make_concner(
 
 
 class ConcNER(TrainablePipe):
+    """An IOB2 token classifier for named entities, trained with ConCNER's losses.
+
+    The model (spacy_concner.TokenClassifier.v1) gives every token a vector and a
+    distribution over the IOB2 tags of the component's entity types; prediction takes
+    the most likely tag of each token and writes the entities to `doc.ents`. Training
+    (`update`) minimises ConcnerLoss: cross-entropy and the label and translation
+    contrastive losses over Docs with gold entities (pairs of a sentence and its
+    translation share a batch and a pair key), and the distillation loss over Docs
+    whose reference carries a teacher's distributions (a student's training data, made
+    by `python -m spacy_concner annotate`).
+    """
+
     def __init__(
         self,
         vocab: Vocab,
@@ -98,21 +116,21 @@ class ConcNER(TrainablePipe):
         alpha: float = 0.5,
         beta: float = 0.25,
         lr_scale: float = 1.0,
-        label_loss: Optional[losses.LabelContrastiveLoss] = None,
-        translation_loss: Optional[losses.TranslationContrastiveLoss] = None,
-        distillation_loss: Optional[losses.DistillationLoss] = None,
+        label_loss: Optional[LabelContrastiveLoss] = None,
+        translation_loss: Optional[TranslationContrastiveLoss] = None,
+        distillation_loss: Optional[DistillationLoss] = None,
         scorer: Optional[Callable] = None,
     ):
+        """vocab: the pipeline's vocab. model: a TokenClassifier. alpha, beta, the
+        losses: the terms of ConcnerLoss. lr_scale: the learn-rate multiplier of the
+        component's own weights. scorer: scores doc.ents (spacy.ner_scorer.v1)."""
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.alpha = alpha
-        self.beta = beta
         self.lr_scale = lr_scale
-        self.label_loss = label_loss
-        self.translation_loss = translation_loss
-        self.distillation_loss = distillation_loss or losses.DistillationLoss()
-        self.cross_entropy = losses.SentenceCrossEntropy()
+        self.loss = ConcnerLoss(
+            alpha, beta, label_loss, translation_loss, distillation_loss or DistillationLoss()
+        )
         self.scorer = scorer
         self.cfg: Dict = {"labels": []}
 
@@ -176,11 +194,12 @@ class ConcNER(TrainablePipe):
         examples: Iterable[Example],
         *,
         drop: float = 0.0,
-        sgd=None,
+        sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
+        """Learn from a batch of Examples: predict, get the loss and its gradient, backprop,
+        and with an optimizer, update the weights. Adds the loss to `losses[self.name]`."""
+        losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "ConcNER.update")
@@ -196,101 +215,39 @@ class ConcNER(TrainablePipe):
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Model.finish_update, with the learn rate scaled by lr_scale."""
+        """Model.finish_update with the learn rate of the component's own parameters
+        scaled by lr_scale: thinc's Optimizer takes a scale per call, and Model.finish_update
+        calls it with none. With a transformer listener these parameters are the softmax
+        layer's; a shim (an inline transformer) is updated at the optimizer's rate."""
         for node in self.model.walk():
             for shim in node.shims:
                 shim.finish_update(sgd)
             for name in node.param_names:
                 if node.has_grad(name):
-                    param, grad = sgd(
-                        (node.id, name),
-                        node.get_param(name),
-                        node.get_grad(name),
-                        lr_scale=self.lr_scale,
-                    )
+                    key, param, grad = (node.id, name), node.get_param(name), node.get_grad(name)
+                    param, _ = sgd(key, param, grad, lr_scale=self.lr_scale)
                     node.set_param(name, param)
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[List[Floats2d], List[Floats2d]]
     ) -> Tuple[float, Tuple[List[Floats2d], List[Floats2d]]]:
-        """alpha * CE + beta * (LCL + TCL) over the Docs with gold entities, plus the
-        distillation loss over the Docs that carry soft targets. The gradient is
-        returned w.r.t. the token vectors and the pre-softmax logits."""
+        """ConcnerLoss of the model's (vectors, probabilities) against the Examples'
+        gold entities or soft targets; the gradient w.r.t. the vectors and the logits."""
         examples = list(examples)
-        vectors, probs = scores
-        ops = self.model.ops
         soft = [self._soft_targets(eg) for eg in examples]
         gold = [self._gold_tag_ids(eg) if s is None else None for eg, s in zip(examples, soft)]
-        d_vectors = [ops.alloc2f(*v.shape) for v in vectors]
-        d_logits = [ops.alloc2f(*p.shape) for p in probs]
-        loss = 0.0
-        if any(g is not None for g in gold):
-            loss += self._supervised_loss(examples, vectors, probs, gold, d_vectors, d_logits)
-        if any(s is not None for s in soft):
-            loss += self._distillation_loss(probs, soft, d_logits)
+        targets = Targets(gold, soft, [pair_key(eg) for eg in examples])
+        d_scores, loss = self.loss(*scores, targets)
         if numpy.isnan(loss):
             raise ValueError(f"NaN in the loss of '{self.name}'.")
-        return loss, (d_vectors, d_logits)
-
-    def _supervised_loss(self, examples, vectors, probs, gold, d_vectors, d_logits) -> float:
-        """alpha * CE + beta * (LCL + TCL); accumulates into d_vectors and d_logits."""
-        rows = [i for i, g in enumerate(gold) if g is not None]
-        d_ce, ce = self.cross_entropy([probs[i] for i in rows], [gold[i] for i in rows])
-        for i, d in zip(rows, d_ce):
-            d_logits[i] += self.alpha * d
-        loss = self.alpha * ce
-        if self.beta != 0 and self.label_loss is not None:
-            loss += self.beta * self._label_contrastive(vectors, gold, rows, d_vectors)
-        if self.beta != 0 and self.translation_loss is not None:
-            loss += self.beta * self._translation_contrastive(examples, vectors, rows, d_vectors)
-        return loss
-
-    def _label_contrastive(self, vectors, gold, rows, d_vectors) -> float:
-        """LCL over all labelled tokens of the batch."""
-        xp = self.model.ops.xp
-        labelled = [gold[i] != MISSING for i in rows]
-        token_vectors = xp.concatenate([vectors[i][m] for i, m in zip(rows, labelled)])
-        labels = xp.concatenate([gold[i][m] for i, m in zip(rows, labelled)])
-        d_tokens, value = self.label_loss(token_vectors, labels)
-        start = 0
-        for i, mask in zip(rows, labelled):
-            n = int(mask.sum())
-            d_vectors[i][mask] += self.beta * d_tokens[start : start + n]
-            start += n
-        return value
-
-    def _translation_contrastive(self, examples, vectors, rows, d_vectors) -> float:
-        """TCL over the labelled non-empty Docs; sentence vector = mean token vector."""
-        ops = self.model.ops
-        rows = [i for i in rows if len(vectors[i])]
-        if len(rows) < 2:
-            return 0.0
-        lengths = ops.asarray1i([len(vectors[i]) for i in rows])
-        sentence_vectors = ops.reduce_mean(ops.xp.concatenate([vectors[i] for i in rows]), lengths)
-        partners = ops.asarray1i(partner_rows([pair_key(examples[i]) for i in rows]))
-        d_sentences, value = self.translation_loss(sentence_vectors, partners)
-        d_tokens = ops.backprop_reduce_mean(d_sentences, lengths)
-        start = 0
-        for i, n in zip(rows, lengths.tolist()):
-            d_vectors[i] += self.beta * d_tokens[start : start + n]
-            start += n
-        return value
-
-    def _distillation_loss(self, probs, soft, d_logits) -> float:
-        rows = [i for i, s in enumerate(soft) if s is not None]
-        value, d_probs = self.get_teacher_student_loss(
-            [soft[i] for i in rows], [probs[i] for i in rows]
-        )
-        for i, d in zip(rows, d_probs):
-            d_logits[i] += softmax_backprop(probs[i], d)
-        return value
+        return loss, d_scores
 
     def get_teacher_student_loss(
         self, teacher_scores: List[Floats2d], student_scores: List[Floats2d]
     ) -> Tuple[float, List[Floats2d]]:
-        """Eq. 9, with the signature of spaCy v4's TrainablePipe method: the loss, and
-        its gradient w.r.t. the student's probabilities."""
-        d_student, value = self.distillation_loss(student_scores, teacher_scores)
+        """The distillation loss, with the signature of spaCy v4's TrainablePipe method:
+        the loss, and its gradient w.r.t. the student's logits."""
+        d_student, value = self.loss.distillation_loss(student_scores, teacher_scores)
         return value, d_student
 
     def _gold_tag_ids(self, eg: Example) -> Optional[Ints1d]:
@@ -325,11 +282,6 @@ class ConcNER(TrainablePipe):
                 "gold_preproc = true in the training corpus."
             )
         return self.model.ops.asarray2f(stored["probs"])
-
-
-def softmax_backprop(probs: Floats2d, d_probs: Floats2d) -> Floats2d:
-    """Gradient w.r.t. the logits of a row-wise softmax, given it w.r.t. its output."""
-    return probs * (d_probs - (d_probs * probs).sum(axis=1, keepdims=True))
 
 
 def entity_types(eg: Example) -> List[str]:

@@ -231,7 +231,7 @@ def mean_squared_difference(nlp, docs):
     concner = nlp.get_pipe("concner")
     student = [concner.predict([nlp.get_pipe("transformer")(nlp.make_doc(d.text))])[0] for d in docs]
     teacher = [d.user_data[SOFT_TARGETS_KEY]["probs"] for d in docs]
-    return concner.distillation_loss(student, teacher)[1]
+    return concner.loss.distillation_loss(student, teacher)[1]
 
 
 def test_student_trains_on_the_distillation_loss(tiny_bert_dir, paired_docbins, annotated, tmp_path):

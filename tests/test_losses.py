@@ -6,14 +6,16 @@ from spacy.util import registry
 from thinc.api import get_current_ops
 
 from spacy_concner.losses import (
+    ConcnerLoss,
     DistillationLoss,
     KLDistillationLoss,
     LabelContrastiveLoss,
     SentenceCrossEntropy,
+    Targets,
     TranslationContrastiveLoss,
+    softmax_backprop,
 )
 
-from spacy_concner.pipeline import softmax_backprop
 import torch_reference as reference
 
 
@@ -190,12 +192,10 @@ def test_device_vectors_with_host_labels():
     assert_matches(value, expected_value)
     assert_docs_match([ops.to_numpy(d) for d in d_logits], expected_grads)
     teacher = [softmax(x) for x in random_docs(rng, [4, 0, 3], 5)]
-    d_guesses, value = DistillationLoss()(device_probs, teacher)
-    expected_value, expected_grads = reference.distillation(
-        [ops.to_numpy(p) for p in device_probs], teacher
-    )
+    d_student, value = DistillationLoss()(device_probs, teacher)
+    expected_value, expected_grads = reference.distillation(logits, teacher)
     assert_matches(value, expected_value)
-    assert_docs_match([ops.to_numpy(d) for d in d_guesses], expected_grads)
+    assert_docs_match([ops.to_numpy(d) for d in d_student], expected_grads)
 
 
 def test_get_grad_and_get_loss_agree_with_call():
@@ -259,31 +259,31 @@ DISTILLATION = [
 @pytest.mark.parametrize("loss,reference_fn", DISTILLATION)
 @pytest.mark.parametrize("seed,lengths", [(0, [3, 1, 7]), (1, [5, 0, 12, 0, 2]), (2, [0])])
 def test_distillation_matches_reference(loss, reference_fn, seed, lengths):
+    """Value, and gradient w.r.t. the student's logits (the probabilities are their softmax)."""
     rng = numpy.random.default_rng(seed)
-    guesses = [softmax(x) for x in random_docs(rng, lengths, 5)]
+    logits = random_docs(rng, lengths, 5)
     truths = [softmax(x) for x in random_docs(rng, lengths, 5)]
-    d_guesses, value = loss()(guesses, truths)
-    expected_value, expected_grads = reference_fn(guesses, truths)
+    d_logits, value = loss()([softmax(x) for x in logits], truths)
+    expected_value, expected_grads = reference_fn(logits, truths)
     assert_matches(value, expected_value)
-    assert_docs_match(d_guesses, expected_grads)
+    assert_docs_match(d_logits, expected_grads)
 
 
 @pytest.mark.parametrize("loss", [DistillationLoss, KLDistillationLoss])
 def test_distillation_of_identical_distributions_is_zero(loss):
     probs = [softmax(x) for x in random_docs(numpy.random.default_rng(3), [4, 2], 3)]
-    d_guesses, value = loss()(probs, [p.copy() for p in probs])
-    d_logits = [softmax_backprop(p, d) for p, d in zip(probs, d_guesses)]
+    d_logits, value = loss()(probs, [p.copy() for p in probs])
     assert abs(value) < 1e-12 and numpy.allclose(numpy.concatenate(d_logits), 0)
     assert loss()([], []) == ([], 0.0)
 
 
-def test_kl_distillation_gradient_through_softmax_is_student_minus_teacher():
+def test_kl_distillation_gradient_is_student_minus_teacher():
     """Also where the teacher is one-hot and the student gives its label ~0: finite."""
     student = softmax(numpy.array([[0.0, 12.0, 0.0], [1.0, 2.0, 3.0]], dtype="float32"))
     teacher = numpy.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], dtype="float32")
-    (d_probs,), _ = KLDistillationLoss()([student], [teacher])
+    (d_logits,), _ = KLDistillationLoss()([student], [teacher])
     expected = (student - teacher) / 2  # mean over the Doc's 2 tokens
-    numpy.testing.assert_allclose(softmax_backprop(student, d_probs), expected, atol=1e-6)
+    numpy.testing.assert_allclose(d_logits, expected, atol=1e-6)
 
 
 def test_mse_distillation_barely_moves_a_label_the_student_thinks_unlikely():
@@ -291,10 +291,7 @@ def test_mse_distillation_barely_moves_a_label_the_student_thinks_unlikely():
     label 1 the rest; MSE's logit gradient for label 0 is ~1e4 times smaller than KL's."""
     student = numpy.array([[1e-4, 1 - 2e-4, 1e-4]])
     teacher = numpy.array([[1.0, 0.0, 0.0]])
-    mse, kl = [
-        softmax_backprop(student, loss()([student], [teacher])[0][0])[0, 0]
-        for loss in (DistillationLoss, KLDistillationLoss)
-    ]
+    mse, kl = [loss()([student], [teacher])[0][0][0, 0] for loss in (DistillationLoss, KLDistillationLoss)]
     assert kl == pytest.approx(-1.0, abs=1e-3) and abs(mse) < 1e-3 * abs(kl)
 
 
@@ -336,6 +333,67 @@ def test_sentence_cross_entropy_rejects_bad_labels():
         SentenceCrossEntropy()(probs, [numpy.array([0, 1])])
     with pytest.raises(ValueError, match=r"-1 or in \[0, 3\]"):
         SentenceCrossEntropy()(probs, [numpy.array([0, 1, 4])])
+
+
+def test_softmax_backprop_matches_autograd():
+    import torch
+
+    logits = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(5, 7, dtype=torch.float64)
+    probs = torch.softmax(logits, dim=1)
+    (probs * upstream).sum().backward()
+    ours = softmax_backprop(probs.detach().numpy(), upstream.numpy())
+    numpy.testing.assert_allclose(ours, logits.grad.numpy(), rtol=1e-10)
+
+
+def random_batch(seed, lengths, kinds, n_tags=5, width=6):
+    """Vectors, logits and Targets of a batch: kinds[i] is "gold" (tags, some unknown),
+    "soft" (a teacher's distributions) or "none"; Docs 0/1, 2/3, ... share pair keys,
+    the last Doc has none."""
+    rng = numpy.random.default_rng(seed)
+    vectors = [rng.normal(size=(n, width)) for n in lengths]
+    logits = random_docs(rng, lengths, n_tags)
+    gold = [numpy.where(rng.random(n) < 0.2, -1, rng.integers(0, n_tags, size=n)) if k == "gold" else None
+            for n, k in zip(lengths, kinds)]
+    soft = [softmax(x) if k == "soft" else None for x, k in zip(random_docs(rng, lengths, n_tags), kinds)]
+    keys = [f"k{i // 2}" for i in range(len(lengths) - 1)] + [None]
+    return vectors, logits, Targets(gold, soft, keys)
+
+
+@pytest.mark.parametrize(
+    "seed,lengths,kinds",
+    [
+        (0, [5, 6, 3, 4, 2], ["gold"] * 5),
+        (1, [4, 0, 7, 3, 3, 5], ["gold", "gold", "gold", "soft", "soft", "gold"]),
+        (2, [3, 4, 6], ["soft", "soft", "none"]),
+        (3, [6, 2, 5, 1], ["gold", "none", "gold", "gold"]),
+    ],
+)
+def test_concner_loss_matches_reference(seed, lengths, kinds):
+    """Eq. 8 + eq. 9 composed: value, gradient w.r.t. every token vector and logit."""
+    vectors, logits, targets = random_batch(seed, lengths, kinds)
+    loss = ConcnerLoss(0.5, 0.25, LabelContrastiveLoss(), TranslationContrastiveLoss(), KLDistillationLoss())
+    (d_vectors, d_logits), value = loss(vectors, [softmax(x) for x in logits], targets)
+    expected_value, expected_d_vectors, expected_d_logits = reference.concner_loss(
+        vectors, logits, targets.gold, targets.soft, targets.keys, alpha=0.5, beta=0.25
+    )
+    assert_matches(value, expected_value)
+    assert_docs_match(d_vectors, expected_d_vectors)
+    assert_docs_match(d_logits, expected_d_logits)
+
+
+def test_concner_loss_without_beta_or_a_term_leaves_it_out():
+    vectors, logits, targets = random_batch(4, [5, 5, 4, 4, 3], ["gold"] * 5)
+    probs = [softmax(x) for x in logits]
+    ce_only = ConcnerLoss(0.5, 0.0, LabelContrastiveLoss(), TranslationContrastiveLoss(), DistillationLoss())
+    (d_vectors, _), value = ce_only(vectors, probs, targets)
+    assert value == pytest.approx(0.5 * SentenceCrossEntropy()(probs, targets.gold)[1])
+    assert not numpy.concatenate(d_vectors).any()
+    lcl_only = ConcnerLoss(0.5, 0.5, LabelContrastiveLoss(), None, DistillationLoss())
+    (d_vectors, _), value = lcl_only(vectors, probs, targets)
+    gold = numpy.concatenate(targets.gold)
+    lcl = LabelContrastiveLoss()(numpy.concatenate(vectors)[gold >= 0], gold[gold >= 0])[1]
+    assert value == pytest.approx(0.5 * SentenceCrossEntropy()(probs, targets.gold)[1] + 0.5 * lcl)
 
 
 @pytest.mark.parametrize(

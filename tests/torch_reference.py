@@ -45,27 +45,70 @@ def translation_contrastive(vectors, partners, tau: float = 0.1):
     return _value_and_grad(row_losses, r)
 
 
-def distillation(guesses, truths) -> Tuple[float, List[numpy.ndarray]]:
-    """Eq. 9: mean over sentences of the mean over tokens of MSE over the labels."""
-    students = [_leaf(guess) for guess in guesses]
-    doc_losses = [
-        sum(F.mse_loss(student[i], torch.tensor(truth[i])) for i in range(len(truth)))
-        / len(truth)
-        for student, truth in zip(students, truths)
-        if len(truth)
-    ]
-    return _value_and_grads(doc_losses, students)
+def distillation(logits, truths) -> Tuple[float, List[numpy.ndarray]]:
+    """Eq. 9: mean over sentences of the mean over tokens of MSE over the labels between
+    the student's softmax(logits) and the teacher's distributions; gradient w.r.t. the
+    student's logits."""
+    leaves = [_leaf(doc_logits) for doc_logits in logits]
+    doc_losses = [_mse_doc(torch.softmax(z, dim=1), truth) for z, truth in zip(leaves, truths) if len(truth)]
+    return _value_and_grads(doc_losses, leaves)
 
 
-def kl_distillation(guesses, truths) -> Tuple[float, List[numpy.ndarray]]:
+def kl_distillation(logits, truths) -> Tuple[float, List[numpy.ndarray]]:
     """Eq. 9 with KL(teacher || student) per token in place of the MSE."""
-    students = [_leaf(guess) for guess in guesses]
-    doc_losses = [
-        F.kl_div(torch.log(student), torch.tensor(truth), reduction="sum") / len(truth)
-        for student, truth in zip(students, truths)
-        if len(truth)
-    ]
-    return _value_and_grads(doc_losses, students)
+    leaves = [_leaf(doc_logits) for doc_logits in logits]
+    doc_losses = [_kl_doc(z, truth) for z, truth in zip(leaves, truths) if len(truth)]
+    return _value_and_grads(doc_losses, leaves)
+
+
+def _mse_doc(student: torch.Tensor, truth) -> torch.Tensor:
+    return sum(F.mse_loss(student[i], torch.tensor(truth[i])) for i in range(len(truth))) / len(truth)
+
+
+def _kl_doc(logits: torch.Tensor, truth) -> torch.Tensor:
+    return F.kl_div(torch.log_softmax(logits, dim=1), torch.tensor(truth), reduction="sum") / len(truth)
+
+
+def concner_loss(vectors, logits, gold, soft, keys, alpha, beta, tau=0.1):
+    """Eq. 8 over the Docs with gold tags, plus eq. 9 (KL) over the Docs with soft
+    targets, for one batch; gradients w.r.t. every Doc's token vectors and logits.
+    gold[i]: tag per token (-1 unknown) or None; soft[i]: teacher distributions or None;
+    keys[i]: pair key or None. Sentence vector = mean of the token vectors."""
+    h = [_leaf(v) for v in vectors]
+    z = [_leaf(x) for x in logits]
+    gold_docs = [i for i, g in enumerate(gold) if g is not None]
+    ce_docs = []
+    for i in gold_docs:
+        tokens = [-torch.log_softmax(z[i][t], dim=0)[int(y)] for t, y in enumerate(gold[i]) if y >= 0]
+        if tokens:
+            ce_docs.append(sum(tokens) / len(tokens))
+    total = alpha * _mean(ce_docs)
+    labelled = [(h[i][t], int(y)) for i in gold_docs for t, y in enumerate(gold[i]) if y >= 0]
+    if labelled:
+        tokens = torch.stack([v for v, _ in labelled])
+        labels = [y for _, y in labelled]
+        rows = [_contrastive_row(tokens, a, [p for p in range(len(labels)) if p != a and labels[p] == labels[a]], tau)
+                for a in range(len(labels)) if labels.count(labels[a]) > 1]
+        total = total + beta * _mean(rows)
+    sentence_docs = [i for i in gold_docs if len(vectors[i])]
+    if len(sentence_docs) > 1:
+        r = torch.stack([h[i].mean(dim=0) for i in sentence_docs])
+        doc_keys = [keys[i] for i in sentence_docs]
+        rows = []
+        for a, key in enumerate(doc_keys):
+            partners = [p for p, other in enumerate(doc_keys) if p != a and key is not None and other == key]
+            if partners:
+                rows.append(_contrastive_row(r, a, partners[:1], tau))
+        total = total + beta * _mean(rows)
+    kd_docs = [_kl_doc(z[i], soft[i]) for i, s in enumerate(soft) if s is not None and len(s)]
+    total = total + _mean(kd_docs)
+    grads = torch.autograd.grad(total, h + z, allow_unused=True)
+    grads = [numpy.zeros(tuple(leaf.shape)) if g is None else g.numpy() for g, leaf in zip(grads, h + z)]
+    return float(total.detach()), grads[: len(h)], grads[len(h):]
+
+
+def _mean(terms):
+    return sum(terms) / len(terms) if terms else torch.zeros((), dtype=torch.float64)
 
 
 def sentence_cross_entropy(logits, truths) -> Tuple[float, List[numpy.ndarray]]:

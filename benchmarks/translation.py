@@ -4,7 +4,7 @@ offline translators on 1,000 English sentences sampled from CoNLL-2003 train (se
 Each translator runs through the `translate` command's code path (chunks, report). The
 lexicon is timed twice: parsing the dictionaries into an empty cache, then loading the
 cache. Five source/translation pairs per backend, entities marked, go into the Markdown
-and, with --readme, into README.md between the translation-examples markers.
+and, with --readme, into docs/translation.md between the translation-examples markers.
 
     python benchmarks/translation.py --readme
 
@@ -44,7 +44,7 @@ def main(
     n_sents: int = typer.Option(1000, help="Sentences sampled from CoNLL-2003 train"),
     seed: int = typer.Option(1),
     results: Path = typer.Option(ROOT / "benchmarks" / "results"),
-    readme: bool = typer.Option(False, "--readme", help="Put the examples into README.md"),
+    readme: bool = typer.Option(False, "--readme", help="Put the examples into docs/translation.md"),
 ) -> None:
     docs = read_docs(data_dir / "conll2003/en/eng.train.gz", Vocab(), n_sents=n_sents, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,10 +160,10 @@ def examples_markdown(records: List[Dict]) -> str:
 
 
 def write_readme_examples(records: List[Dict]) -> None:
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "translation.md"
     text = readme.read_text(encoding="utf8")
     if README_START not in text or README_END not in text:
-        raise typer.BadParameter(f"README.md has no {README_START} ... {README_END} block")
+        raise typer.BadParameter(f"{readme} has no {README_START} ... {README_END} block")
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
     readme.write_text(f"{head}{README_START}\n{examples_markdown(records)}{README_END}{tail}", encoding="utf8")

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import typer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
-from .files import write_atomic
+from .files import write_docbin
 from .pairs import PAIR_KEY
 
 FORMATS = ("conll2002", "conll2003", "wikiann")
@@ -138,11 +138,6 @@ def corpus_name(path: Path) -> str:
 def count_entities(docs: Iterable[Doc]) -> Counter:
     """Entities per label."""
     return Counter(ent.label_ for doc in docs for ent in doc.ents)
-
-
-def write_docbin(docs: Iterable[Doc], output: Path) -> None:
-    """Save the Docs (with their user data) as a DocBin, atomically."""
-    write_atomic(output, DocBin(docs=docs, store_user_data=True).to_bytes())
 
 
 def convert_cli(

@@ -7,8 +7,6 @@ student) and its argmax entities (hard targets, `doc.ents`, for spaCy's `ner`).
 Chunks of Docs are written atomically into OUT.spacy.parts/ and merged at the end, so
 that an interrupted run resumes where it stopped and OUT never holds a partial result.
 """
-import json
-import shutil
 import time
 from itertools import islice
 from pathlib import Path
@@ -31,10 +29,9 @@ from .corpora import (
     detect_format,
     read_docs,
     sentence_to_doc,
-    write_docbin,
 )
 from .evaluate import pipe_by_length
-from .files import DocBinError, read_docbin
+from .files import ChunkedJob, DocBinError, read_docbin, write_docbin
 from .pairs import PAIR_KEY
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
 
@@ -44,7 +41,6 @@ INPUT_FORMATS = ("auto", "docbin", "text") + FORMATS
 # document or a dump on one line), and would make one huge training example.
 MAX_TOKENS = 1000
 N_SNIFFED_LINES = 20  # token lines that must all look like CoNLL rows for auto-detection
-FINGERPRINT = "fingerprint.json"
 
 
 class AnnotateError(ValueError):
@@ -171,48 +167,20 @@ def annotate(
 ) -> None:
     """Annotate the Docs in chunks written to OUT.parts/ (reused by a rerun with the
     same fingerprint), then merge them into OUT atomically."""
-    output = Path(output)
-    parts = parts_dir(output)
-    prepare_parts(parts, fingerprint)
+    job = ChunkedJob(output, fingerprint)
+    job.start()
     chunks = list(minibatch(docs, chunk_size))
     progress = tqdm(total=len(docs), unit="sent", desc="annotate", leave=False)
     for index, chunk in enumerate(chunks):
-        part = part_path(parts, index)
-        if not part.exists():
+        if not job.is_done(index):
             start = time.perf_counter()
-            write_docbin(annotate_docs(nlp, chunk, batch_size), part)
+            write_docbin(annotate_docs(nlp, chunk, batch_size), job.path(index))
             progress.write(chunk_log(index, len(chunks), chunk, time.perf_counter() - start))
         progress.update(len(chunk))
     progress.close()
-    merged = [
-        doc for i in range(len(chunks)) for doc in read_docbin(part_path(parts, i), nlp.vocab)
-    ]
-    write_docbin(merged, output)
-    shutil.rmtree(parts)
+    merged = job.merge(len(chunks), nlp.vocab)
     n_ents = sum(len(doc.ents) for doc in merged)
     msg.good(f"{output}: {len(merged)} sentences, {n_ents} teacher entities")
-
-
-def parts_dir(output: Path) -> Path:
-    return output.with_name(output.name + ".parts")
-
-
-def part_path(parts: Path, index: int) -> Path:
-    return parts / f"{index:05d}.spacy"
-
-
-def prepare_parts(parts: Path, fingerprint: Dict) -> None:
-    """Keep the finished chunks of an earlier run with the same inputs; discard others."""
-    stamp = parts / FINGERPRINT
-    if parts.exists():
-        if stamp.exists() and json.loads(stamp.read_text(encoding="utf8")) == fingerprint:
-            n_done = len(list(parts.glob("*.spacy")))
-            msg.info(f"Resuming: {n_done} finished chunks in {parts}")
-            return
-        msg.warn(f"{parts} holds chunks of another run (teacher, input or options differ): discarded")
-        shutil.rmtree(parts)
-    parts.mkdir(parents=True)
-    stamp.write_text(json.dumps(fingerprint, indent=2), encoding="utf8")
 
 
 def chunk_log(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> str:

@@ -1,11 +1,17 @@
-"""Files written atomically (whole or not at all) and DocBin files read with one clear error."""
+"""Files written atomically (whole or not at all), DocBin files read with one clear error,
+and long jobs written chunk by chunk so that an interrupted run resumes."""
+import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Dict, Iterable, Iterator, List, Union
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
+from wasabi import msg
+
+FINGERPRINT = "fingerprint.json"
 
 
 class DocBinError(ValueError):
@@ -48,3 +54,57 @@ def read_docbin(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
             f"{path} cannot be read as a DocBin (.spacy) file ({type(error).__name__}: {error}); "
             "make one with `python -m spacy_concner convert`"
         ) from error
+
+
+def write_docbin(docs: Iterable[Doc], output: Union[str, Path]) -> None:
+    """Save the Docs (with their user data) as a DocBin, atomically."""
+    write_atomic(output, DocBin(docs=docs, store_user_data=True).to_bytes())
+
+
+class ChunkedJob:
+    """A long job that writes its result chunk by chunk into OUTPUT.parts/, beside its
+    output, so that an interrupted run resumes where it stopped and OUTPUT never holds a
+    partial result.
+
+    The folder holds `fingerprint.json` (what the chunks' content depends on: input,
+    model, options) and numbered chunk files (00000.spacy, 00000.json, ...), each
+    written atomically; a chunk is finished once its `done_suffix` file exists, so a
+    chunk of several files writes that one last. A run with the same fingerprint keeps
+    the finished chunks of an earlier one, a run with another fingerprint discards them;
+    `merge` writes OUTPUT from the chunks' Docs atomically, then removes the folder.
+    """
+
+    def __init__(self, output: Union[str, Path], fingerprint: Dict, done_suffix: str = ".spacy"):
+        self.output = Path(output)
+        self.parts = self.output.with_name(self.output.name + ".parts")
+        # compared as JSON: tuples and lists, or int and float keys, are then alike
+        self.fingerprint = json.loads(json.dumps(fingerprint))
+        self.done_suffix = done_suffix
+
+    def start(self) -> None:
+        """Keep the finished chunks of an earlier run of this job; discard others."""
+        stamp = self.parts / FINGERPRINT
+        if self.parts.exists():
+            if stamp.is_file() and json.loads(stamp.read_text(encoding="utf8")) == self.fingerprint:
+                n_done = len(list(self.parts.glob("*" + self.done_suffix)))
+                if n_done:
+                    msg.info(f"Resuming: {n_done} finished chunks in {self.parts}")
+                return
+            msg.warn(f"{self.parts} holds chunks of another run (input or options differ): discarded")
+            shutil.rmtree(self.parts)
+        self.parts.mkdir(parents=True)
+        write_atomic(stamp, json.dumps(self.fingerprint, indent=2))
+
+    def path(self, index: int, suffix: str = ".spacy") -> Path:
+        """The file of chunk `index` with this suffix, e.g. parts/00003.spacy."""
+        return self.parts / f"{index:05d}{suffix}"
+
+    def is_done(self, index: int) -> bool:
+        return self.path(index, self.done_suffix).exists()
+
+    def merge(self, n_chunks: int, vocab: Vocab) -> List[Doc]:
+        """Write the Docs of the chunks' DocBins, in order, to OUTPUT; remove the parts."""
+        docs = [doc for index in range(n_chunks) for doc in read_docbin(self.path(index), vocab)]
+        write_docbin(docs, self.output)
+        shutil.rmtree(self.parts)
+        return docs

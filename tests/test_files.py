@@ -1,9 +1,9 @@
-"""Atomic writes and DocBin reading with one clear error."""
+"""Atomic writes, DocBin reading with one clear error, chunked jobs."""
 import pytest
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from spacy_concner.files import DocBinError, atomic_path, read_docbin, write_atomic
+from spacy_concner.files import ChunkedJob, DocBinError, atomic_path, read_docbin, write_atomic, write_docbin
 
 
 @pytest.mark.parametrize("data", ["Köln\n", b"\x00\xff"], ids=["text", "bytes"])
@@ -58,3 +58,22 @@ def test_read_docbin_names_the_file_and_what_to_do(tmp_path, content, message):
     assert str(path) in str(error.value)
     if content is not None:
         assert "spacy_concner convert" in str(error.value)
+
+
+def test_chunked_job_resumes_its_own_chunks_and_discards_another_runs(tmp_path):
+    output, vocab = tmp_path / "out.spacy", Vocab()
+    job = ChunkedJob(output, {"input": "a", "chunk_size": 2})
+    job.start()
+    write_docbin([Doc(vocab, words=["one"])], job.path(0))
+    assert job.is_done(0) and not job.is_done(1)
+    again = ChunkedJob(output, {"chunk_size": 2, "input": "a"})  # same fingerprint
+    again.start()
+    assert again.is_done(0)
+    write_docbin([Doc(vocab, words=["two"])], again.path(1))
+    assert [doc.text for doc in again.merge(2, vocab)] == ["one ", "two "]
+    assert [doc.text for doc in read_docbin(output, vocab)] == ["one ", "two "]
+    assert list(tmp_path.iterdir()) == [output]
+    other = ChunkedJob(output, {"input": "b", "chunk_size": 2})
+    write_docbin([Doc(vocab, words=["stale"])], other.path(0))
+    other.start()
+    assert not other.is_done(0) and [p.name for p in other.parts.iterdir()] == ["fingerprint.json"]

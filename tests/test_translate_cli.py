@@ -64,7 +64,7 @@ def test_resume_after_interruption_translates_only_the_rest(source, tmp_path):
     with pytest.raises(Interrupted):
         translate_docbin(source, output, Upper(stop_after=7), {"translator": "upper"}, None, 3, report)
     assert not output.exists()
-    assert sorted(p.name for p in (tmp_path / "out.spacy.parts").glob("chunk-*.spacy")) == ["chunk-00000.spacy", "chunk-00001.spacy"]
+    assert sorted(p.name for p in (tmp_path / "out.spacy.parts").glob("*.spacy")) == ["00000.spacy", "00001.spacy"]
     resumed = Upper()
     summary = translate_docbin(source, output, resumed, {"translator": "upper"}, None, 3, report)
     assert resumed.seen == ["s:6", "s:7", "s:8", "s:9"]

@@ -5,7 +5,7 @@ Each command lives beside the concept it drives; this module only gathers them.
 import typer
 
 from .corpora import convert_cli
-from .distill import annotate_cli
+from .annotate import annotate_cli
 from .encoders import encoder_app
 from .evaluate import evaluate_cli, plot_cli
 from .package import package_cli

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
@@ -14,7 +14,9 @@ from spacy_concner.corpora import (
     normalise_iob,
     read_docs,
     read_sentences,
+    read_unlabelled,
     sample_sentences,
+    sniff_format,
 )
 from spacy_concner.pairs import PAIR_KEY
 
@@ -47,6 +49,7 @@ zwijgt V O
 Jan N B-PER
 """
 WIKIANN = "R.H.\tB-ORG\nSaunders\tI-ORG\nat:1994\tO\n\nBerlin\tB-LOC\n"
+SENTENCES = [f"Anna{i} wohnt in Lima{i} ." for i in range(10)]
 
 
 def write(path, text, compress=False):
@@ -57,6 +60,10 @@ def write(path, text, compress=False):
 
 def ents(doc):
     return [(ent.text, ent.label_) for ent in doc.ents]
+
+
+def sentences(docs):
+    return [" ".join(token.text for token in doc) for doc in docs]
 
 
 @pytest.mark.parametrize(
@@ -204,6 +211,44 @@ def test_convert_cli_reports_bad_input(tmp_path):
     assert result.exit_code == 1
     assert "bad.txt:2: 2 columns" in result.output
     assert not (tmp_path / "x.spacy").exists()
+
+
+def test_reads_unlabelled_text_conll_and_docbin(tmp_path):
+    vocab = Vocab()
+    text_file = tmp_path / "de.txt"
+    text_file.write_text("\n".join(SENTENCES[:5]) + "\n\n" + "\n".join(SENTENCES[5:]) + "\n", encoding="utf8")
+    from_text = read_unlabelled(text_file, vocab)
+    assert sentences(from_text) == SENTENCES
+    assert from_text[5].user_data[PAIR_KEY] == "de.txt:6"  # line 7, after a blank line
+    conll = tmp_path / "test-de.tsv.gz"
+    with gzip.open(conll, "wt", encoding="utf8") as file:
+        file.write("".join(f"{w}\tO\n" for w in SENTENCES[0].split()) + "\nAnna\tB-PER\n")
+    from_conll = read_unlabelled(conll, vocab)
+    assert sentences(from_conll) == [SENTENCES[0], "Anna"]
+    assert not any(doc.has_annotation("ENT_IOB") for doc in from_conll)  # labels ignored
+    docbin = tmp_path / "de.spacy"
+    labelled = Doc(vocab, words=["Anna", "wohnt", "hier"], sent_starts=[True, False, True])
+    labelled.ents = [labelled.char_span(0, 4, "PER")]
+    labelled.user_data[PAIR_KEY] = "x:1"
+    DocBin(docs=[labelled], store_user_data=True).to_disk(docbin)
+    (doc,) = read_unlabelled(docbin, vocab)
+    assert doc.text == labelled.text and doc.user_data[PAIR_KEY] == "x:1"
+    assert not doc.has_annotation("ENT_IOB") and not doc.has_annotation("SENT_START")
+
+
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["Anna\tB-PER", "wohnt\tO"], "wikiann"),
+        (["Anna NNP B-PER", "lives VBZ O"], "conll2002"),
+        (["Anna lives in Paris .", "he said O"], "text"),  # one CoNLL-looking line is not enough
+        (["der Mann O"], "conll2002"),
+    ],
+)
+def test_sniff_format(tmp_path, lines, expected):
+    path = tmp_path / "input.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    assert sniff_format(path) == expected
 
 
 # Published sentence / entity counts (CoNLL-2002 and -2003 shared task papers).

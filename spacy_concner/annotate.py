@@ -8,123 +8,24 @@ Chunks of Docs are written atomically into OUT.spacy.parts/ and merged at the en
 that an interrupted run resumes where it stopped and OUT never holds a partial result.
 """
 import time
-from itertools import islice
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import typer
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
-from spacy.vocab import Vocab
 from tqdm import tqdm
 from wasabi import msg
 
-from .corpora import (
-    FORMATS,
-    CorpusError,
-    Sentence,
-    numbered_lines,
-    corpus_name,
-    detect_format,
-    read_docs,
-    sentence_to_doc,
-)
+from .corpora import INPUT_FORMATS, MAX_TOKENS, CorpusError, read_unlabelled
 from .evaluate import pipe_by_length
-from .files import ChunkedJob, DocBinError, read_docbin, write_docbin
-from .pairs import PAIR_KEY
+from .files import ChunkedJob, DocBinError, write_docbin
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
-
-INPUT_FORMATS = ("auto", "docbin", "text") + FORMATS
-# The teacher reads long Docs through strided windows, so length is no limit for the
-# model; a "sentence" this long is a file that is not one sentence per line (a whole
-# document or a dump on one line), and would make one huge training example.
-MAX_TOKENS = 1000
-N_SNIFFED_LINES = 20  # token lines that must all look like CoNLL rows for auto-detection
 
 
 class AnnotateError(ValueError):
     """Input that cannot be annotated: the message says what to do."""
-
-
-def read_unlabelled(
-    path: Path, vocab: Vocab, input_format: str = "auto", max_tokens: int = MAX_TOKENS
-) -> List[Doc]:
-    """D_U as Docs of words only (entities missing), each with its pair key: from a
-    DocBin, a text file (one sentence per line, tokens separated by whitespace) or a
-    CoNLL/WikiANN file whose labels are ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotateError(f"{path}: no such file")
-    if input_format not in INPUT_FORMATS:
-        raise AnnotateError(f"unknown format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
-    if input_format == "auto":
-        input_format = sniff_format(path)
-    if input_format == "docbin":
-        docs = [words_only(doc) for doc in read_docbin(path, vocab)]
-    elif input_format == "text":
-        docs = [sentence_to_doc(vocab, s, corpus_name(path), labelled=False) for s in read_text(path)]
-    else:
-        docs = read_docs(path, vocab, input_format, labelled=False)
-    check_lengths(path, docs, max_tokens)
-    return docs
-
-
-def sniff_format(path: Path) -> str:
-    """docbin for a .spacy file; a CoNLL/WikiANN format when the first token lines
-    all look like CoNLL rows (2 tab-separated or 3-4 space-separated columns ending
-    in an IOB tag); text otherwise."""
-    if path.suffix == ".spacy":
-        return "docbin"
-    token_lines = (
-        (number, line)
-        for number, line in numbered_lines(path)
-        if line.strip() and not line.startswith("-DOCSTART-")
-    )
-    sniffed = list(islice(token_lines, N_SNIFFED_LINES))
-    if sniffed and all(looks_like_conll_row(line) for _, line in sniffed):
-        return detect_format(path, sniffed)
-    return "text"
-
-
-def looks_like_conll_row(line: str) -> bool:
-    columns = line.split("\t") if "\t" in line else line.split(" ")
-    tag = columns[-1]
-    is_tag = tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
-    return is_tag and (len(columns) == 2 if "\t" in line else len(columns) in (3, 4))
-
-
-def read_text(path: Path) -> List[Sentence]:
-    """One sentence per non-blank line, tokens split on whitespace; index = line number - 1."""
-    return [
-        Sentence(number - 1, tuple(line.split()), ())
-        for number, line in numbered_lines(path)
-        if line.strip()
-    ]
-
-
-def words_only(doc: Doc) -> Doc:
-    """The Doc's words and user data (old soft targets dropped), no other annotation:
-    sentence boundaries would make spacy.Corpus split it and lose the user data."""
-    words = [token.text for token in doc]
-    spaces = [bool(token.whitespace_) for token in doc]
-    copy = Doc(doc.vocab, words=words, spaces=spaces)
-    copy.user_data.update((k, v) for k, v in doc.user_data.items() if k != SOFT_TARGETS_KEY)
-    return copy
-
-
-def check_lengths(path: Path, docs: Sequence[Doc], max_tokens: int) -> None:
-    if not any(len(doc) for doc in docs):
-        raise AnnotateError(f"{path}: no sentences to annotate (an empty file?)")
-    too_long = [i for i, doc in enumerate(docs) if len(doc) > max_tokens]
-    if too_long:
-        first = docs[too_long[0]]
-        raise AnnotateError(
-            f"{path}: {len(too_long)} sentences have more than {max_tokens} tokens, the first "
-            f"one ({len(first)} tokens) is {first.user_data.get(PAIR_KEY, too_long[0])}. "
-            "Expected one sentence per line: split the text into sentences, or raise "
-            "--max-tokens if such long units are intended."
-        )
 
 
 def find_concner(nlp: Language) -> str:

@@ -89,7 +89,7 @@ def conll_batch(nlp, data_dir: Path) -> list:
 def measure_training(freeze: bool, data_dir: Path, steps: int) -> dict:
     import torch
 
-    from spacy_concner import encoders  # noqa: F401  registers the architecture
+    import spacy_concner  # noqa: F401  registers the architectures
 
     torch.set_num_threads(1)
     nlp = build_nlp(freeze)
@@ -179,7 +179,7 @@ def main() -> None:
     if args.child_freeze is not None:
         print(json.dumps(measure_training(bool(args.child_freeze), args.data, args.steps)))
         return
-    from spacy_concner.encoders import convert_e5
+    from spacy_concner.e5 import convert_e5
 
     results = {"environment": environment(), "steps": args.steps}
     ENCODER.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from spacy.util import registry
 from thinc.api import Model, Softmax_v2, chain, with_array
 from thinc.types import Floats2d
 
-from .encoders import GET_ENCODER_HINT
+from .e5 import GET_ENCODER_HINT
 from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, attach, check_layers, is_attached
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import typer
 
 from .corpora import convert_cli
 from .annotate import annotate_cli
-from .encoders import encoder_app
+from .e5 import encoder_app
 from .evaluate import evaluate_cli, plot_cli
 from .package import package_cli
 from .translate.cli import translate_cli

@@ -1,5 +1,5 @@
-"""Files written atomically (whole or not at all), DocBin files read with one clear error,
-and long jobs written chunk by chunk so that an interrupted run resumes."""
+"""Files and folders written atomically (whole or not at all), DocBin files read with one
+clear error, and long jobs written chunk by chunk so that an interrupted run resumes."""
 import json
 import os
 import shutil
@@ -31,6 +31,35 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(path: Union[str, Path]) -> Iterator[Path]:
+    """A new empty folder beside `path` to fill: put in the place of `path` (replacing
+    a folder there) when the block ends without an error, removed when it raises; so
+    `path` is never a partial folder. A staging folder left by a killed run is removed."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        _replace_folder(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Rename `new` to `path`; an existing `path` is moved aside first (a folder cannot
+    be replaced by one rename) and removed after."""
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old)
 
 
 def write_atomic(path: Union[str, Path], data: Union[bytes, str]) -> None:

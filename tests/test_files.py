@@ -3,7 +3,9 @@ import pytest
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from spacy_concner.files import ChunkedJob, DocBinError, atomic_path, read_docbin, write_atomic, write_docbin
+from spacy_concner.files import (
+    ChunkedJob, DocBinError, atomic_folder, atomic_path, read_docbin, write_atomic, write_docbin,
+)
 
 
 @pytest.mark.parametrize("data", ["Köln\n", b"\x00\xff"], ids=["text", "bytes"])
@@ -33,6 +35,21 @@ def test_atomic_path_replaces_the_file_when_the_block_succeeds(tmp_path):
         tmp.write_bytes(b"new")
         assert path.read_bytes() == b"old"
     assert path.read_bytes() == b"new" and list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_folder_replaces_the_folder_only_when_the_block_succeeds(tmp_path):
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    (folder / "old.json").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(folder) as staging:
+            (staging / "new.json").write_text("half")
+            raise KeyboardInterrupt
+    assert [p.name for p in folder.iterdir()] == ["old.json"]
+    with atomic_folder(folder) as staging:
+        (staging / "new.json").write_text("new")
+    assert [p.name for p in folder.iterdir()] == ["new.json"]
+    assert list(tmp_path.iterdir()) == [folder]  # no staging or old folder left
 
 
 def test_read_docbin_returns_the_docs_with_their_user_data(tmp_path):

@@ -74,6 +74,49 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     return out
 
 
+TAGGER_ON_TRANSFORMER = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "tagger"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.tagger]
+factory = "tagger"
+
+[components.tagger.model]
+@architectures = "spacy.Tagger.v2"
+
+[components.tagger.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+
+[components.tagger.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def tagger_on_transformer(architecture: str, **settings):
+    """A transformer + tagger pipeline (not initialised) whose transformer model is the
+    registered `architecture` with these settings (name = the encoder, ...)."""
+    import spacy
+    from thinc.api import Config
+
+    config = Config().from_str(TAGGER_ON_TRANSFORMER)
+    config["components"]["transformer"]["model"].update({"@architectures": architecture, **settings})
+    return spacy.util.load_model_from_config(config, auto_fill=True)
+
+
 def tiny_encoder(tiny_bert_dir) -> dict:
     """Config overrides that put the tiny BERT into configs/*.cfg (1 of its 2 layers frozen)."""
     return {"paths.encoder": str(tiny_bert_dir), "components.transformer.model.frozen_layers": 1}

@@ -6,54 +6,14 @@ from inspect import signature
 import pytest
 import spacy
 from spacy.training import Example
-from spacy.util import load_config_from_str, registry
+from spacy.util import registry
 
-TRANSFORMER_CONFIG = """
-[nlp]
-lang = "en"
-pipeline = ["transformer", "tagger"]
-
-[components]
-
-[components.transformer]
-factory = "transformer"
-
-[components.transformer.model]
-@architectures = "spacy_concner.TransformerModel.v1"
-name = "{name}"
-freeze_embeddings = {freeze}
-mixed_precision = false
-
-[components.transformer.model.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
-window = 128
-stride = 96
-
-[components.transformer.model.tokenizer_config]
-use_fast = true
-
-[components.transformer.model.transformer_config]
-
-[components.transformer.model.grad_scaler_config]
-
-[components.tagger]
-factory = "tagger"
-
-[components.tagger.model]
-@architectures = "spacy.Tagger.v2"
-
-[components.tagger.model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-
-[components.tagger.model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-"""
-
+from conftest import tagger_on_transformer
 
 def make_nlp(name, freeze: bool):
-    config = TRANSFORMER_CONFIG.format(name=name, freeze=str(freeze).lower())
-    return spacy.util.load_model_from_config(load_config_from_str(config), auto_fill=True)
+    return tagger_on_transformer(
+        "spacy_concner.TransformerModel.v1", name=str(name), freeze_embeddings=freeze
+    )
 
 
 def test_arguments_are_those_of_transformer_model_v3():

@@ -77,13 +77,12 @@ def build_nlp(freeze: bool):
 
 
 def conll_batch(nlp, data_dir: Path) -> list:
-    from spacy.tokens import Doc
     from spacy.training import Example
 
-    from spacy_concner.corpora import read_docs
+    from spacy_concner.corpora import read_docs, words_only
 
     docs = read_docs(data_dir / "conll2003" / "en" / "eng.train.gz", nlp.vocab, n_sents=BATCH_SIZE, seed=0)
-    return [Example(Doc(nlp.vocab, words=[token.text for token in doc]), doc) for doc in docs]
+    return [Example(words_only(doc), doc) for doc in docs]
 
 
 def measure_training(freeze: bool, data_dir: Path, steps: int) -> dict:

@@ -307,7 +307,7 @@ def words_only(doc: Doc, vocab: Optional[Vocab] = None) -> Doc:
     its user data."""
     words = [token.text for token in doc]
     spaces = [bool(token.whitespace_) for token in doc]
-    return Doc(vocab or doc.vocab, words=words, spaces=spaces)
+    return Doc(doc.vocab if vocab is None else vocab, words=words, spaces=spaces)
 
 
 def _with_pair_key(copy: Doc, doc: Doc) -> Doc:

@@ -20,6 +20,7 @@ from spacy.tokens import Doc
 from tqdm import tqdm
 from wasabi import msg
 
+from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
@@ -85,11 +86,6 @@ def _percentages(scores: Dict) -> Dict:
     }
 
 
-def unannotated(doc: Doc, vocab) -> Doc:
-    """A copy of the Doc's words and spaces without annotation: the input to predict on."""
-    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-
-
 def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -> List[Doc]:
     """nlp.pipe over the Docs shortest first, so that a batch pads its sentences to a
     similar length (about half the encoder's work on CoNLL and WikiANN test sets); the
@@ -105,7 +101,7 @@ def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -
 
 def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
     """Predict on copies of the gold words and score them against the gold entities."""
-    inputs = [unannotated(doc, nlp.vocab) for doc in gold_docs]
+    inputs = [words_only(doc, nlp.vocab) for doc in gold_docs]
     start = time.perf_counter()
     pred_docs = pipe_by_length(nlp, inputs, batch_size, desc)
     seconds = time.perf_counter() - start

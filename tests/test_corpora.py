@@ -17,6 +17,7 @@ from spacy_concner.corpora import (
     read_unlabelled,
     sample_sentences,
     sniff_format,
+    words_only,
 )
 from spacy_concner.pairs import PAIR_KEY
 
@@ -234,6 +235,18 @@ def test_reads_unlabelled_text_conll_and_docbin(tmp_path):
     (doc,) = read_unlabelled(docbin, vocab)
     assert doc.text == labelled.text and doc.user_data[PAIR_KEY] == "x:1"
     assert not doc.has_annotation("ENT_IOB") and not doc.has_annotation("SENT_START")
+
+
+def test_words_only_keeps_words_and_spaces_and_nothing_else():
+    doc = Doc(Vocab(), words=["Anna", "wohnt", "hier", "."], spaces=[True, True, False, False],
+              sent_starts=[True, False, False, False])
+    doc.ents = [doc.char_span(0, 4, "PER")]
+    doc.user_data[PAIR_KEY] = "x:1"
+    other_vocab = Vocab()
+    copy = words_only(doc, other_vocab)
+    assert copy.text == "Anna wohnt hier." and copy.vocab is other_vocab
+    assert not copy.has_annotation("ENT_IOB") and not copy.has_annotation("SENT_START")
+    assert not copy.user_data and words_only(doc).vocab is doc.vocab
 
 
 @pytest.mark.parametrize(

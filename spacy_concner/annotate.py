@@ -21,6 +21,7 @@ from wasabi import msg
 from .corpora import INPUT_FORMATS, MAX_TOKENS, CorpusError, read_unlabelled
 from .evaluate import pipe_by_length
 from .files import ChunkedJob, DocBinError, write_docbin
+from .loading import PipelineError, load_pipeline
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
 
 
@@ -112,22 +113,6 @@ def run_fingerprint(teacher: str, nlp: Language, unlabelled: Path, options: Dict
     }
 
 
-def load_teacher(teacher: str, gpu_id: int) -> Language:
-    import spacy
-
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(teacher)
-    except (OSError, IOError) as error:
-        raise AnnotateError(
-            f"cannot load the teacher {teacher!r}: give a trained pipeline folder "
-            f"(e.g. training/teacher/model-best) or an installed package ({error})"
-        ) from error
-    find_concner(nlp)
-    return nlp
-
-
 def annotate_cli(
     teacher: str = typer.Argument(..., help="Teacher pipeline: folder or installed package"),
     unlabelled: Path = typer.Argument(..., help="DocBin, text (one sentence per line) or CoNLL/WikiANN file"),
@@ -141,13 +126,13 @@ def annotate_cli(
     """Label unlabelled target-language text with the teacher's distributions (soft
     targets for the concner student) and entities (hard targets for spaCy's ner)."""
     try:
-        nlp = load_teacher(teacher, gpu_id)
+        nlp = load_pipeline(teacher, gpu_id)
+        find_concner(nlp)
         docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
         options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
         fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
-    except (AnnotateError, CorpusError, DocBinError) as error:
-        msg.fail(f"Error: {error}")
-        raise typer.Exit(1)
+    except (AnnotateError, CorpusError, DocBinError, PipelineError) as error:
+        msg.fail(str(error), exits=1)
     n_words = sum(len(doc) for doc in docs)
     msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")
     start = time.perf_counter()

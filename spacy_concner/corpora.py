@@ -26,6 +26,7 @@ import typer
 from spacy.tokens import Doc
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
+from wasabi import msg
 
 from .files import read_docbin, write_docbin
 from .pairs import PAIR_KEY
@@ -189,10 +190,9 @@ def convert_cli(
             max_sents=max_sents, labelled=not no_labels, corpus_id=corpus_id,
         )
     except CorpusError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+        msg.fail(str(error), exits=1)
     write_docbin(docs, output)
-    typer.echo(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
+    msg.good(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
 
 
 def _describe_counts(counts: Counter) -> str:

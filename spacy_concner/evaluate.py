@@ -22,32 +22,34 @@ from wasabi import msg
 
 from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
+from .loading import PipelineError, load_pipeline
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
+
+
+class EvaluateError(ValueError):
+    """A test file or result file that cannot be used: the message says what to do."""
 
 
 def parse_test_arg(arg: str) -> Tuple[str, Path]:
     """Split a `LANG=PATH` argument, e.g. `es=corpus/es/test.spacy`."""
     match = TEST_ARG.match(arg)
     if match is None:
-        raise typer.BadParameter(
+        raise EvaluateError(
             f"{arg!r}: write each test file as LANG=PATH, e.g. es=corpus/es/test.spacy"
         )
     path = Path(match["path"])
     if not path.is_file():
-        raise typer.BadParameter(f"{arg!r}: no such file {path}")
+        raise EvaluateError(f"{arg!r}: no such file {path}")
     return match["lang"], path
 
 
 def read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
     """The Docs of a DocBin file, which must hold gold entities."""
-    try:
-        docs = read_docbin(path, nlp.vocab)
-    except DocBinError as err:
-        raise typer.BadParameter(str(err)) from err
+    docs = read_docbin(path, nlp.vocab)
     if not any(doc.ents for doc in docs):
-        raise typer.BadParameter(
+        raise EvaluateError(
             f"{path} has no gold entities (an unlabelled or empty file?); "
             "evaluate needs a test split converted with its labels"
         )
@@ -294,16 +296,25 @@ def evaluate_cli(
     ),
 ) -> None:
     """Score MODEL on test files: seqeval entity-level P/R/F1 overall and per type."""
-    import spacy
-
-    parsed = [parse_test_arg(arg) for arg in tests]
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(model)
-    except OSError as err:
-        raise typer.BadParameter(f"cannot load the pipeline {model!r}: {err}") from err
     system = system or default_system(model)
+    try:
+        records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume)
+    except (EvaluateError, DocBinError, PipelineError) as error:
+        msg.fail(str(error), exits=1)
+    print(markdown_table(records))
+    if output is not None:
+        msg.good("Wrote {} and {}".format(*result_paths(output, system)))
+
+
+def evaluate_model(
+    model: str, tests: List[str], output: Optional[Path], system: str,
+    gpu_id: int = -1, batch_size: int = 64, resume: bool = True,
+) -> List[Dict]:
+    """The records of MODEL on the LANG=PATH test files, written to output/SYSTEM.json
+    and .md after each file; records of an earlier run are kept (resume) while MODEL
+    and their test file are unchanged."""
+    parsed = [parse_test_arg(arg) for arg in tests]
+    nlp = load_pipeline(model, gpu_id)
     kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
     records = []
     for lang, path in parsed:
@@ -315,9 +326,7 @@ def evaluate_cli(
         records.append(record)
         if output is not None:  # after each file, so that a long run keeps what it did
             write_results(records, output, system)
-    print(markdown_table(records))
-    if output is not None:
-        msg.good("Wrote {} and {}".format(*result_paths(output, system)))
+    return records
 
 
 def plot_cli(
@@ -330,6 +339,6 @@ def plot_cli(
     """Bar chart of F1 per language and system from evaluation results."""
     try:
         records = load_records(results)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    except ValueError as error:
+        msg.fail(str(error), exits=1)
     msg.good(f"Wrote {plot_f1(records, output)}")

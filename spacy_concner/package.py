@@ -215,6 +215,5 @@ def package_cli(
     try:
         wheel = package_model(model, output_dir, lang, name, version, data, metrics=metrics)
     except (PackageError, ValueError) as error:
-        msg.fail(f"Error: {error}")
-        raise typer.Exit(1)
+        msg.fail(str(error), exits=1)
     msg.good(f"Wheel: {wheel}", f"pip install {wheel}")

@@ -22,6 +22,11 @@ TEMPLATES = [
 ]
 
 
+def said(result) -> str:
+    """A CLI run's output with whitespace runs as one space: wasabi wraps long messages."""
+    return " ".join(result.output.split())
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The benchmark data folder: $SPACY_CONCNER_DATA, default ../shared/data next to the repo."""

@@ -21,6 +21,8 @@ from spacy_concner.corpora import (
 )
 from spacy_concner.pairs import PAIR_KEY
 
+from conftest import said
+
 CONLL2003 = """\
 -DOCSTART- -X- O O
 
@@ -188,7 +190,7 @@ def test_convert_cli_writes_docbin_and_counts(tmp_path):
     output = tmp_path / "out" / "eng.spacy"
     result = CliRunner().invoke(app, ["convert", str(source), str(output), "--lang", "en"])
     assert result.exit_code == 0, result.output
-    assert "3 sentences, 5 entities (LOC 1, MISC 1, ORG 1, PER 2)" in result.output
+    assert "3 sentences, 5 entities (LOC 1, MISC 1, ORG 1, PER 2)" in said(result)
     docs = list(DocBin().from_disk(output).get_docs(Vocab()))
     assert [ents(doc) for doc in docs] == [ents(doc) for doc in read_docs(source, Vocab())]
     assert docs[2].user_data[PAIR_KEY] == "eng.tiny:2"
@@ -200,7 +202,7 @@ def test_convert_cli_sample_without_labels(tmp_path):
     args = ["convert", str(many_sentences(tmp_path)), str(output), "--n-sents", "7", "--no-labels"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "7 sentences, 0 entities" in result.output
+    assert "7 sentences, 0 entities" in said(result)
     docs = list(DocBin().from_disk(output).get_docs(Vocab()))
     assert len(docs) == 7 and not any(doc.has_annotation("ENT_IOB") for doc in docs)
 
@@ -210,7 +212,7 @@ def test_convert_cli_reports_bad_input(tmp_path):
     args = ["convert", str(tmp_path / "bad.txt"), str(tmp_path / "x.spacy")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
-    assert "bad.txt:2: 2 columns" in result.output
+    assert "bad.txt:2: 2 columns" in said(result)
     assert not (tmp_path / "x.spacy").exists()
 
 

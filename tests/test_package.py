@@ -17,7 +17,7 @@ from spacy_concner.cli import app
 from spacy_concner.package import PackageError, package_model, plugin_requirements
 
 from test_pipeline import CONFIGS
-from conftest import tiny_encoder
+from conftest import said, tiny_encoder
 
 SENTENCE = "yesterday Elena flew to Quito ."
 
@@ -68,7 +68,7 @@ def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
     with pytest.raises(PackageError, match="identifier"):
         package_model(student_dir, tmp_path, "pt-br")
     result = CliRunner().invoke(app, ["package", str(tmp_path), str(tmp_path / "out"), "--lang", "de"])
-    assert result.exit_code == 1 and "not a trained pipeline folder" in result.output
+    assert result.exit_code == 1 and "not a trained pipeline folder" in said(result)
 
 
 def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):

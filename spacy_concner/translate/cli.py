@@ -14,6 +14,7 @@ import typer
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from tqdm import tqdm
+from wasabi import msg
 
 from ..files import ChunkedJob, read_docbin, write_atomic, write_docbin
 from ..pairs import PAIR_KEY
@@ -38,17 +39,15 @@ def translate_cli(
     try:
         backend = get_translator(translator, **config)
     except (BackendMissing, ValueError, FileNotFoundError) as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+        msg.fail(str(error), exits=1)
     try:
         summary = translate_docbin(
             source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
             report or output.with_suffix(".json"),
         )
     except ValueError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
-    typer.echo(
+        msg.fail(str(error), exits=1)
+    msg.good(
         f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "
         f"{summary['entity_survival']['total']:.1%}, {summary['sentences_per_second']:.0f} sentences/s"
     )

@@ -103,7 +103,8 @@ def package_model(
         srsly.write_json(staged / "meta.json", meta)
         card = model_card(meta, lang, kind, data, encoder, records)
         (staged / "README.md").write_text(card, encoding="utf8")
-        package_dir = run_spacy_package(staged, output_dir, name, version)
+        code = [plugin_import(Path(staging))] if meta["requirements"] else []
+        package_dir = run_spacy_package(staged, output_dir, name, version, code)
     return build_wheel(package_dir)
 
 
@@ -119,6 +120,15 @@ def plugin_requirements(config: str) -> List[str]:
     if "spacy_concner." in config or 'factory = "concner"' in config:
         return [f"spacy-concner{get_minor_version_range(__version__)}"]
     return []
+
+
+def plugin_import(folder: Path) -> Path:
+    """A module for the package's __init__ to import: `import spacy_concner` registers the
+    plugin's factories and architectures, so that the package loads even where the
+    plugin's entry points are not installed (a source checkout on the path)."""
+    path = folder / "concner_plugin.py"
+    path.write_text("import spacy_concner  # noqa: F401  registers the concner factory\n", encoding="utf8")
+    return path
 
 
 def model_card(meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict]) -> str:
@@ -179,11 +189,14 @@ def metrics_table(records: List[Dict], lang: str) -> str:
     return "\n".join(rows) + "\n\nseqeval entity-level micro scores (0-100), IOB2, default mode."
 
 
-def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str) -> Path:
+def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str, code: List[Path]) -> Path:
     """`spacy package` without building: returns the package folder (with setup.py)."""
     from spacy.cli.package import package
 
-    package(staged, output_dir, name=name, version=version, create_sdist=False, force=True, silent=False)
+    package(
+        staged, output_dir, name=name, version=version, code_paths=code, create_sdist=False,
+        force=True, silent=False,
+    )
     meta = srsly.read_json(staged / "meta.json")
     return output_dir / f"{meta['lang']}_{name}-{version}"
 

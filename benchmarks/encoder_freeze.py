@@ -24,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_dir import DATA_DIR, corpus_file
+
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER = ROOT / "assets" / "encoders" / "e5-small"
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data"))
 BATCH_SIZE = 32
 WARMUP_STEPS = 2  # ner's zero-initialised output sends no gradient to the encoder at first
 
@@ -81,7 +82,7 @@ def conll_batch(nlp, data_dir: Path) -> list:
 
     from spacy_concner.corpora import read_docs, words_only
 
-    docs = read_docs(data_dir / "conll2003" / "en" / "eng.train.gz", nlp.vocab, n_sents=BATCH_SIZE, seed=0)
+    docs = read_docs(corpus_file(data_dir, "conll2003/en/eng.train"), nlp.vocab, n_sents=BATCH_SIZE, seed=0)
     return [Example(words_only(doc), doc) for doc in docs]
 
 
@@ -171,7 +172,7 @@ def environment() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the benchmark data folder")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="the corpus folder (env SPACY_CONCNER_DATA)")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per setting")
     parser.add_argument("--child-freeze", type=int, choices=[0, 1], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -23,6 +23,7 @@ import typer
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
+from data_dir import DATA_DIR, corpus_file
 from spacy_concner.corpora import read_docs
 from spacy_concner.translate import get_translator
 from spacy_concner.translate.cli import translate_docbin
@@ -40,13 +41,13 @@ README_START, README_END = "<!-- translation-examples:start -->", "<!-- translat
 
 
 def main(
-    data_dir: Path = typer.Option(Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data")), help="Benchmark data folder"),
+    data_dir: Path = typer.Option(DATA_DIR, help="Corpus folder (env SPACY_CONCNER_DATA)"),
     n_sents: int = typer.Option(1000, help="Sentences sampled from CoNLL-2003 train"),
     seed: int = typer.Option(1),
     results: Path = typer.Option(ROOT / "benchmarks" / "results"),
     readme: bool = typer.Option(False, "--readme", help="Put the examples into README.md"),
 ) -> None:
-    docs = read_docs(data_dir / "conll2003/en/eng.train.gz", Vocab(), n_sents=n_sents, seed=seed)
+    docs = read_docs(corpus_file(data_dir, "conll2003/en/eng.train"), Vocab(), n_sents=n_sents, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "en.spacy"
         DocBin(docs=docs, store_user_data=True).to_disk(source)

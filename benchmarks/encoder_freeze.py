@@ -135,6 +135,8 @@ def write_results(results: dict) -> None:
 
 
 def markdown(results: dict) -> str:
+    from spacy_concner.tables import markdown_table
+
     conversion, env = results["conversion"], results["environment"]
     lines = [
         "# Offline e5 encoder: conversion and frozen word embeddings",
@@ -150,16 +152,19 @@ def markdown(results: dict) -> str:
         f"`nlp.update` steps after {WARMUP_STEPS} warm-up steps. The machine is shared: "
         f"the process's CPU time per step depends far less on the other load than wall time.",
         "",
-        "| freeze_embeddings | trainable / total params | word pieces | CPU s / step | wall s / step | RSS after init (MB) | peak RSS (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in results["training"]:
-        lines.append(
-            f"| {str(row['freeze_embeddings']).lower()} | {row['trainable_params'] / 1e6:.1f}M / "
-            f"{row['total_params'] / 1e6:.1f}M | {row['word_pieces']} | {row['step_cpu_seconds_median']} | {row['step_seconds_median']} | "
-            f"{row['rss_after_initialize_mb']} | {row['peak_rss_mb']} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["freeze_embeddings", "trainable / total params", "word pieces", "CPU s / step",
+              "wall s / step", "RSS after init (MB)", "peak RSS (MB)"]
+    rows = [
+        [
+            str(row["freeze_embeddings"]).lower(),
+            f"{row['trainable_params'] / 1e6:.1f}M / {row['total_params'] / 1e6:.1f}M",
+            row["word_pieces"], row["step_cpu_seconds_median"], row["step_seconds_median"],
+            row["rss_after_initialize_mb"], row["peak_rss_mb"],
+        ]
+        for row in results["training"]
+    ]
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
 
 
 def environment() -> dict:

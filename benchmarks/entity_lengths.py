@@ -13,6 +13,7 @@ import typer
 
 from spacy_concner.corpora import words_only
 from spacy_concner.files import read_docbin
+from spacy_concner.tables import markdown_table
 
 LENGTHS = ("1", "2", "3+")
 
@@ -29,11 +30,8 @@ def main(test: Path, model: Path, n_docs: int = typer.Option(300)):
     gold_counts, pred_counts = length_counts(gold), length_counts(pred)
     labels = sorted({label for label, _ in gold_counts | pred_counts})
     print(f"{model} on the first {len(gold)} Docs of {test}: gold / predicted entities")
-    print("| type | " + " | ".join(f"{n} token(s)" for n in LENGTHS) + " |")
-    print("| --- |" + " ---: |" * len(LENGTHS))
-    for label in labels:
-        cells = [f"{gold_counts[label, n]} / {pred_counts[label, n]}" for n in LENGTHS]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    rows = [[label, *(f"{gold_counts[label, n]} / {pred_counts[label, n]}" for n in LENGTHS)] for label in labels]
+    print(markdown_table(["type", *(f"{n} token(s)" for n in LENGTHS)], rows, align="l" + "r" * len(LENGTHS)), end="")
 
 
 if __name__ == "__main__":

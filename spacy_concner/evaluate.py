@@ -23,6 +23,7 @@ from wasabi import msg
 from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 from .loading import PipelineError, load_pipeline
+from .tables import markdown_table
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
@@ -147,8 +148,8 @@ def evaluate_file(
     return {"system": system, "lang": lang, "test": str(path), **scores}
 
 
-def markdown_table(records: List[Dict]) -> str:
-    """P/R/F1 overall and F1 per entity type, one row per record."""
+def results_table(records: List[Dict]) -> str:
+    """P/R/F1 overall and F1 per entity type, one row per record, in Markdown."""
     types = sorted({label for record in records for label in record["per_type"]})
     header = ["system", "lang", "P", "R", "F1", *(f"F1 {t}" for t in types),
               "sents", "gold entities", "words/s"]
@@ -158,13 +159,11 @@ def markdown_table(records: List[Dict]) -> str:
             *(f"{record[key]:.2f}" for key in ("precision", "recall", "f1")),
             *(f"{record['per_type'][t]['f1']:.2f}" if t in record["per_type"] else "–"
               for t in types),
-            str(record["n_sents"]), str(record["n_gold_entities"]),
-            f"{record['words_per_second']:.0f}",
+            record["n_sents"], record["n_gold_entities"], f"{record['words_per_second']:.0f}",
         ]
         for record in records
     ]
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+    return markdown_table(header, rows)
 
 
 def default_system(model: str) -> str:
@@ -183,7 +182,7 @@ def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
 def write_results(records: List[Dict], output_dir: Path, system: str) -> None:
     json_path, md_path = result_paths(output_dir, system)
     write_atomic(json_path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(md_path, markdown_table(records))
+    write_atomic(md_path, results_table(records))
 
 
 def reusable_records(json_path: Path, model: str) -> Dict[Tuple[str, str], Dict]:
@@ -301,7 +300,7 @@ def evaluate_cli(
         records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume)
     except (EvaluateError, DocBinError, PipelineError) as error:
         msg.fail(str(error), exits=1)
-    print(markdown_table(records))
+    print(results_table(records))
     if output is not None:
         msg.good("Wrote {} and {}".format(*result_paths(output, system)))
 

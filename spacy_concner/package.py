@@ -22,6 +22,7 @@ from wasabi import msg
 
 from . import __version__
 from .evaluate import load_records
+from .tables import markdown_table
 
 STUDENT = {"concner": "transformer student", "ner": "CNN student"}
 METHOD = {
@@ -174,19 +175,16 @@ def metrics_table(records: List[Dict], lang: str) -> str:
     """Entity-level P/R/F1 per system and language from `evaluate` records."""
     if not records:
         return f"Not evaluated here: run `python -m spacy_concner evaluate` on a {lang} test set."
+    header = ["system", "language", "test", "P", "R", "F1", "words/s"]
     rows = [
-        "| system | language | test | P | R | F1 | words/s |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in records:
-        speed = r.get("words_per_second")
-        cells = [
+        [
             r["system"], r["lang"], Path(r.get("test", "")).name,
             *(f"{r.get(key, float('nan')):.2f}" for key in ("precision", "recall", "f1")),
-            "" if speed is None else f"{speed:.0f}",
+            "" if r.get("words_per_second") is None else f"{r['words_per_second']:.0f}",
         ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n\nseqeval entity-level micro scores (0-100), IOB2, default mode."
+        for r in records
+    ]
+    return markdown_table(header, rows, align="lllrrrr") + "\nseqeval entity-level micro scores (0-100), IOB2, default mode."
 
 
 def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str, code: List[Path]) -> Path:

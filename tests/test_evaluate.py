@@ -13,7 +13,7 @@ from spacy_concner.evaluate import (
     bar_layout,
     iob2_tags,
     load_records,
-    markdown_table,
+    results_table,
     default_system,
     parse_test_arg,
     plot_f1,
@@ -179,12 +179,12 @@ def test_evaluate_rejects_unlabelled_file(model_dir, tmp_path):
     assert "no gold entities" in said(result)
 
 
-def test_markdown_table_has_a_column_per_type():
+def test_results_table_has_a_column_per_type():
     record = {"system": "s", "lang": "de", "precision": 50, "recall": 40, "f1": 44.444,
               "per_type": {"PER": {"f1": 50.0}}, "n_sents": 4, "n_gold_entities": 5,
               "words_per_second": 1234.4}
     other = {**record, "lang": "es", "per_type": {"MISC": {"f1": 10.0}}}
-    lines = markdown_table([record, other]).splitlines()
+    lines = results_table([record, other]).splitlines()
     assert lines[0].startswith("| system | lang | P | R | F1 | F1 MISC | F1 PER |")
     assert lines[2] == "| s | de | 50.00 | 40.00 | 44.44 | – | 50.00 | 4 | 5 | 1234 |"
 

@@ -14,7 +14,9 @@ from spacy_concner.cli import app
 from spacy_concner.corpora import read_docs
 from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.translate import BackendMissing, get_translator
+from spacy_concner.files import read_docbin, write_docbin
 from spacy_concner.translate.apertium import MODES_DIR
+from spacy_concner.translate.cli import translate_docbin
 
 needs_apertium = pytest.mark.skipif(
     shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "eng-spa.mode").exists(),
@@ -63,6 +65,39 @@ def test_apertium_entity_survives_reordering():
     doc = keyed_doc("The European Commission said on Thursday .", [(1, 3, "ORG")])
     (result,) = get_translator("apertium", pair="eng-spa")([doc])
     assert [(e.text, e.label_) for e in result.doc.ents] == [("Comisión europea", "ORG")]
+
+
+@needs_apertium
+def test_a_resumed_translation_is_the_uninterrupted_one(tmp_path):
+    """Apertium carries state from sentence to sentence: after the first sentence's
+    unbalanced '', a pipeline that went on to the next chunk gave "Pasilloderaíl de
+    velocidad alta" for the second, a resumed run's new pipeline "Alto-pasillo de raíl
+    de la velocidad"."""
+    docs = [keyed_doc("The song is included in the album Yanni Voces '' .", [(7, 9, "ORG")]),
+            keyed_doc("Mumbai–Ahmedabad high-speed rail corridor", [(0, 4, "ORG")])]
+    docs[1].user_data[PAIR_KEY] = "test:1"
+    source = tmp_path / "en.spacy"
+    write_docbin(docs, source)
+
+    def translate(output, translator):
+        translate_docbin(source, output, translator, {"translator": "apertium"}, None, 1, tmp_path / "report.json")
+        return [doc.text for doc in read_docbin(output, Vocab())]
+
+    class StopsAtTheSecondChunk:
+        def __init__(self):
+            self.apertium = get_translator("apertium", pair="eng-spa")
+            self.lang, self.calls = self.apertium.lang, 0
+
+        def __call__(self, chunk):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.apertium(chunk)
+
+    uninterrupted = translate(tmp_path / "whole.spacy", get_translator("apertium", pair="eng-spa"))
+    with pytest.raises(KeyboardInterrupt):
+        translate(tmp_path / "resumed.spacy", StopsAtTheSecondChunk())
+    assert translate(tmp_path / "resumed.spacy", get_translator("apertium", pair="eng-spa")) == uninterrupted
 
 
 def keyed_doc(text, ents):

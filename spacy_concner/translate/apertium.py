@@ -1,10 +1,14 @@
 """Apertium backend: rule-based MT with word-bound blanks carrying the entities.
 
-One Apertium pipeline runs for the whole corpus in null-flush mode (a NUL after each
-input, the output flushed and terminated by a NUL): ~150x faster than a process per
-sentence. A pipeline that dies or hangs is restarted and its batch retried sentence by
-sentence, so a failing sentence is reported alone. The mode is first tried on one word,
-so that a broken installation is reported at once, with Apertium's error.
+One Apertium pipeline runs in null-flush mode (a NUL after each input, the output flushed
+and terminated by a NUL) for all the Docs of a call, i.e. of one resumable chunk of
+`translate`: ~150x faster than a process per sentence. Each call starts a fresh one,
+because Apertium carries state from sentence to sentence (after an unbalanced `''`,
+"high-speed rail corridor" comes out differently): a chunk's translation then depends on
+its Docs only, and a resumed run is byte-identical to an uninterrupted one. A pipeline
+that dies or hangs is restarted and its batch retried sentence by sentence, so a failing
+sentence is reported alone. The mode is first tried on one word, so that a broken
+installation is reported at once, with Apertium's error.
 """
 import os
 from collections import Counter
@@ -127,6 +131,8 @@ class Apertium:
         self.batch_size = batch_size
 
     def __call__(self, docs: Iterable[Doc]) -> Iterator[Translation]:
+        """The Docs' translations, from a fresh pipeline (see the module's docstring)."""
+        self.process.stop()
         for batch in minibatch(docs, self.batch_size):
             inputs = [self.codec.encode(*source_parts(doc)) for doc in batch]
             for doc, output in zip(batch, self._translate(inputs)):

@@ -92,3 +92,13 @@ def test_warmup_linear_schedule():
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
     with pytest.raises(ValueError, match="warmup"):
         registry.schedules.get("spacy_concner.warmup_linear.v1")(1e-4, total_steps=100, warmup=1.0)
+
+
+def test_spacy_train_refuses_a_translation_file_that_is_not_the_sources(tiny_bert_dir, paired_docbins, tmp_path, capsys):
+    """Regression: the dev set given as paths.translation trained without a word."""
+    overrides = {**tiny_overrides(tiny_bert_dir, paired_docbins), "paths.translation": str(paired_docbins["dev"])}
+    with pytest.raises(SystemExit) as exit_:
+        train(CONFIGS / "concner.cfg", tmp_path, overrides=overrides)
+    said = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 1 and "Traceback" not in said
+    assert f"{paired_docbins['dev']}: 0 of 8 translations match a sentence of {paired_docbins['source']}" in said

@@ -9,8 +9,9 @@ import json
 import re
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import typer
 from seqeval.metrics import classification_report
@@ -111,6 +112,7 @@ def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: st
     gold = [iob2_tags(doc) for doc in gold_docs]
     pred = [iob2_tags(doc) for doc in pred_docs]
     _warn_unknown_labels(gold, pred, desc)
+    _warn_unpredictable_labels(nlp, gold, desc)
     n_words = sum(len(doc) for doc in gold_docs)
     return {
         **score_tags(gold, pred),
@@ -132,6 +134,29 @@ def _warn_unknown_labels(gold: List[List[str]], pred: List[List[str]], desc: str
             f"{desc}: the model predicts {sorted(unknown)}, absent from the gold data; "
             "these entities count as false positives"
         )
+
+
+def _warn_unpredictable_labels(nlp: Language, gold: List[List[str]], desc: str) -> None:
+    known = entity_types(nlp)
+    gold_types = Counter(t for t, _, _ in get_entities(gold))
+    missing = sorted(set(gold_types) - known) if known is not None else []
+    if missing:
+        n_missing = sum(gold_types[t] for t in missing)
+        msg.warn(
+            f"{desc}: the model cannot predict {', '.join(missing)} ({n_missing} of the "
+            f"{sum(gold_types.values())} gold entities), which count as missed; it knows "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def entity_types(nlp: Language) -> Optional[Set[str]]:
+    """The entity types the pipeline's entity-setting components know (labels); None
+    when none of them says."""
+    labelled = [
+        pipe.labels for name, pipe in nlp.pipeline
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns and hasattr(pipe, "labels")
+    ]
+    return {label for labels in labelled for label in labels} if labelled else None
 
 
 def evaluate_file(

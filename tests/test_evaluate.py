@@ -238,3 +238,16 @@ def test_cli_errors_are_one_message_and_exit_code_1(model_dir, tmp_path, command
     result = CliRunner().invoke(app, [command, *args])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert ("no such file missing.spacy" if command == "evaluate" else "list of records") in said(result)
+
+
+def test_gold_types_the_model_cannot_predict_are_named(model_dir, tmp_path):
+    """Regression: CoNLL's MISC scored against a model without MISC came out as F1 0
+    for MISC without a word."""
+    vocab = spacy.blank("xx").vocab
+    doc = Doc(vocab, words="Ana vio la Eurocopa".split())
+    doc.ents = [Span(doc, 0, 1, "PER"), Span(doc, 3, 4, "MISC")]
+    path = tmp_path / "test.spacy"
+    DocBin(docs=[doc]).to_disk(path)
+    result = CliRunner().invoke(app, ["evaluate", str(model_dir), f"es={path}"])
+    assert result.exit_code == 0, result.output
+    assert "cannot predict MISC (1 of the 2 gold entities), which count as missed; it knows LOC, ORG, PER" in said(result)

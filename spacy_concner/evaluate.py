@@ -21,6 +21,7 @@ from spacy.tokens import Doc
 from tqdm import tqdm
 from wasabi import msg
 
+from .checksums import DamagedFileError
 from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 from .loading import PipelineError, load_pipeline
@@ -323,7 +324,7 @@ def evaluate_cli(
     system = system or default_system(model)
     try:
         records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume)
-    except (EvaluateError, DocBinError, PipelineError) as error:
+    except (EvaluateError, DocBinError, PipelineError, DamagedFileError) as error:
         msg.fail(str(error), exits=1)
     print(results_table(records))
     if output is not None:

@@ -21,6 +21,7 @@ from spacy.util import get_minor_version_range
 from wasabi import msg
 
 from . import __version__
+from .checksums import DamagedFileError, check_intact, write_checksums
 from .evaluate import load_records
 from .tables import markdown_table
 
@@ -82,6 +83,7 @@ def package_model(
     """Build the wheel of MODEL, named `<pipeline lang>_<name>`; return its path."""
     model = Path(model)
     meta = read_meta(model)
+    check_intact(model, f"the pipeline {model}")
     config = (model / "config.cfg").read_text(encoding="utf8")
     kind = "concner" if "concner" in meta["pipeline"] else "ner"
     name = name or f"concner_{lang}" + ("_sm" if kind == "ner" else "")
@@ -106,7 +108,17 @@ def package_model(
         (staged / "README.md").write_text(card, encoding="utf8")
         code = [plugin_import(Path(staging))] if meta["requirements"] else []
         package_dir = run_spacy_package(staged, output_dir, name, version, code)
+    write_package_checksums(package_dir)
     return build_wheel(package_dir)
+
+
+def write_package_checksums(package_dir: Path) -> None:
+    """A manifest of all the packaged pipeline's files, checked when the plugin's commands
+    load the package. The package's setup.py copies its meta.json into the pipeline
+    folder when the wheel is built: that copy is made here first, so the listed one."""
+    data_dir = package_dir / package_dir.name.rsplit("-", 1)[0] / package_dir.name
+    shutil.copyfile(package_dir / "meta.json", data_dir / "meta.json")
+    write_checksums(data_dir)
 
 
 def read_meta(model: Path) -> Dict:
@@ -225,6 +237,6 @@ def package_cli(
     model card, and build its wheel offline."""
     try:
         wheel = package_model(model, output_dir, lang, name, version, data, metrics=metrics)
-    except (PackageError, ValueError) as error:
+    except (PackageError, ValueError, DamagedFileError) as error:
         msg.fail(str(error), exits=1)
     msg.good(f"Wheel: {wheel}", f"pip install {wheel}")

@@ -3,19 +3,21 @@ alpha * CE + beta * (LCL + TCL) (ConCNER eq. 8), or with the distillation loss (
 on Docs whose reference carries a teacher's label distributions."""
 import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import resolve_dot_names
+from spacy.util import SimpleFrozenList, resolve_dot_names
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from . import losses
+from .checksums import check_intact, write_checksums
 from .pairs import pair_key, partner_rows
 
 # A teacher's label distributions, stored in a reference Doc's user_data:
@@ -170,6 +172,25 @@ class ConcNER(TrainablePipe):
                 f"corpus {path} has no such entities: the dev score, which chooses model-best, "
                 "ignores them. Use a dev set with the same entity types."
             )
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+        """TrainablePipe.to_disk, then a checksum manifest of the component's files.
+
+        The component writes the manifest, not a `[training] before_to_disk` callback:
+        that callback runs before spaCy writes (model-last; model-best is a copy of it),
+        and the component's own folder is the one place every save of a pipeline with a
+        concner component passes through (spacy train, nlp.to_disk, packages). from_disk
+        checks it before unpacking, so `spacy.load` names a damaged file."""
+        super().to_disk(path, exclude=exclude)
+        write_checksums(Path(path))
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> "ConcNER":
+        """TrainablePipe.from_disk, after checking the files against the manifest that
+        to_disk wrote (pipelines saved without one load unchecked)."""
+        check_intact(Path(path), f"the '{self.name}' component")
+        return super().from_disk(path, exclude=exclude)
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
         """The label distribution of every token, one array per Doc."""

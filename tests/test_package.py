@@ -2,6 +2,7 @@
 with spacy.load in a fresh virtual environment."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config
 from typer.testing import CliRunner
 
+from spacy_concner.checksums import check_intact, read_checksums
 from spacy_concner.cli import app
 from spacy_concner.package import PackageError, package_model, plugin_requirements
 
@@ -67,6 +69,22 @@ def test_package_folder_carries_meta_and_model_card(wheel):
     assert "from . import concner_plugin" in (package_dir / "xx_concner_test" / "__init__.py").read_text()
 
 
+def test_package_files_are_listed_in_its_checksum_manifest(wheel):
+    data = wheel.parents[1] / "xx_concner_test" / "xx_concner_test-0.0.1"
+    listed = read_checksums(data)
+    assert {"meta.json", "README.md", "transformer/model", "concner/model", "vocab/strings.json"} <= set(listed)
+    check_intact(data, "the package")
+
+
+def test_a_damaged_pipeline_is_not_packaged(student_dir, tmp_path):
+    damaged = tmp_path / "model-best"
+    shutil.copytree(student_dir, damaged)
+    (damaged / "concner" / "model").write_bytes(b"")
+    result = CliRunner().invoke(app, ["package", str(damaged), str(tmp_path / "out"), "--lang", "de"])
+    assert result.exit_code == 1 and f"{damaged / 'concner' / 'model'} is damaged" in said(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
     with pytest.raises(PackageError, match="identifier"):
         package_model(student_dir, tmp_path, "pt-br")
@@ -91,7 +109,8 @@ def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script = (
-        "import json, spacy; nlp = spacy.load('xx_concner_test'); doc = nlp(%r); "
+        "import json, spacy; from spacy_concner.checksums import check_intact; "
+        "nlp = spacy.load('xx_concner_test'); check_intact(nlp.path, 'the package'); doc = nlp(%r); "
         "probs = nlp.get_pipe('concner').predict([doc])[0].tolist(); "
         "print(json.dumps({'path': str(nlp.path), 'pipes': nlp.pipe_names, 'probs': probs, "
         "'ents': [(e.text, e.label_) for e in doc.ents]}))" % SENTENCE

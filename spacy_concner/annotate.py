@@ -21,7 +21,7 @@ from wasabi import msg
 from .checksums import DamagedFileError
 from .corpora import INPUT_FORMATS, MAX_TOKENS, CorpusError, read_unlabelled
 from .evaluate import pipe_by_length
-from .files import ChunkedJob, DocBinError, write_docbin
+from .files import ChunkedJob, DocBinError, OutputPathError, check_output_file, write_docbin
 from .loading import PipelineError, load_pipeline
 from .pipeline import SOFT_TARGETS_KEY, ConcNER
 
@@ -127,12 +127,13 @@ def annotate_cli(
     """Label unlabelled target-language text with the teacher's distributions (soft
     targets for the concner student) and entities (hard targets for spaCy's ner)."""
     try:
+        check_output_file(output)
         nlp = load_pipeline(teacher, gpu_id)
         find_concner(nlp)
         docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
         options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
         fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
-    except (AnnotateError, CorpusError, DocBinError, PipelineError, DamagedFileError) as error:
+    except (AnnotateError, CorpusError, DocBinError, PipelineError, DamagedFileError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
     n_words = sum(len(doc) for doc in docs)
     msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")

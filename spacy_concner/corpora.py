@@ -16,6 +16,7 @@ sentence keep its key.
 import gzip
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
@@ -28,7 +29,7 @@ from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 from wasabi import msg
 
-from .files import read_docbin, write_docbin
+from .files import OutputPathError, check_output_file, read_docbin, write_docbin
 from .pairs import PAIR_KEY
 
 FORMATS = ("conll2002", "conll2003", "wikiann")
@@ -185,11 +186,12 @@ def convert_cli(
     import spacy
 
     try:
+        check_output_file(output)
         docs = read_docs(
             input, spacy.blank(lang).vocab, corpus_format, n_sents=n_sents, seed=seed,
             max_sents=max_sents, labelled=not no_labels, corpus_id=corpus_id,
         )
-    except CorpusError as error:
+    except (CorpusError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
     write_docbin(docs, output)
     msg.good(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
@@ -202,13 +204,15 @@ def _describe_counts(counts: Counter) -> str:
 
 def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
     try:
         with opener(path, "rb") as file:
             # decoded line by line so that an encoding error names its line
             for number, raw in enumerate(file, start=1):
                 yield number, _decode(path, number, raw).rstrip("\r\n")
-    except (OSError, EOFError) as error:
-        raise CorpusError(f"{path}: cannot read: {error}") from error
+    except (OSError, EOFError, zlib.error) as error:  # zlib: damaged data behind a gzip header
+        where = f" after line {number}" if number else ""
+        raise CorpusError(f"{path}: cannot read{where}: {error}") from error
 
 
 def _decode(path: Path, number: int, raw: bytes) -> str:

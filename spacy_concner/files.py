@@ -18,11 +18,27 @@ class DocBinError(ValueError):
     """A file that is missing or cannot be read as a DocBin: the message says what to do."""
 
 
+class OutputPathError(OSError):
+    """An output path that cannot be written: the message says what to give instead."""
+
+
+def check_output_file(path: Union[str, Path]) -> None:
+    """Refuse, before any work is done, an output file path that is a folder or lies
+    below a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder, not a file: give the path of the file to write")
+    above = next((parent for parent in path.parents if parent.exists()), None)
+    if above is not None and not above.is_dir():
+        raise OutputPathError(f"{above} is a file, not a folder: give another path than {path}")
+
+
 @contextmanager
 def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     """A temporary path beside `path` to write to: renamed to `path` when the block ends
     without an error, removed when it raises; so `path` never holds a partial file."""
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:

@@ -322,3 +322,27 @@ def test_real_wikiann_train(shared_data_dir, lang):
     assert all(n > 0.25 * sum(counts.values()) for n in counts.values())
     # the XTREME files here carry no `lang:` word prefix
     assert not any(doc[0].text.startswith(f"{lang}:") for doc in docs)
+
+
+def damaged_gzip(path):
+    """A valid gzip header followed by damaged deflate data."""
+    data = bytearray(gzip.compress("".join(f"w{i} NN O\n" for i in range(2000)).encode()))
+    data[40:48] = bytes(b ^ 0xFF for b in data[40:48])
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", ["damaged gzip", "output is a folder"])
+def test_convert_refuses_in_one_message_and_writes_nothing(tmp_path, case):
+    """Regression: a zlib.error and an IsADirectoryError traceback."""
+    if case == "damaged gzip":
+        source, output = damaged_gzip(tmp_path / "eng.train.gz"), tmp_path / "out.spacy"
+        expected = f"{source}: cannot read"
+    else:
+        source, output = write(tmp_path / "eng.tiny", CONLL2003), tmp_path / "corpus"
+        output.mkdir()
+        expected = f"{output} is a folder, not a file"
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["convert", str(source), str(output)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert expected in said(result) and sorted(tmp_path.rglob("*")) == before

@@ -4,7 +4,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from spacy_concner.files import (
-    ChunkedJob, DocBinError, atomic_folder, atomic_path, read_docbin, write_atomic, write_docbin,
+    ChunkedJob, DocBinError, OutputPathError, atomic_folder, atomic_path, check_output_file, read_docbin,
+    write_atomic, write_docbin,
 )
 
 
@@ -94,3 +95,14 @@ def test_chunked_job_resumes_its_own_chunks_and_discards_another_runs(tmp_path):
     write_docbin([Doc(vocab, words=["stale"])], other.path(0))
     other.start()
     assert not other.is_done(0) and [p.name for p in other.parts.iterdir()] == ["fingerprint.json"]
+
+
+def test_an_output_path_that_is_a_folder_or_below_a_file_is_refused_before_writing(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match="folder is a folder, not a file"):
+        write_atomic(tmp_path / "folder", "data")
+    with pytest.raises(OutputPathError, match=r"file is a file, not a folder: give another path than .*file/out\.spacy"):
+        check_output_file(tmp_path / "file" / "out.spacy")
+    check_output_file(tmp_path / "new" / "out.spacy")  # folders still to be made are fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]

@@ -16,7 +16,7 @@ from spacy.vocab import Vocab
 from tqdm import tqdm
 from wasabi import msg
 
-from ..files import ChunkedJob, read_docbin, write_atomic, write_docbin
+from ..files import ChunkedJob, OutputPathError, check_output_file, read_docbin, write_atomic, write_docbin
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, Translator, get_translator, translate_docs
 
@@ -36,16 +36,15 @@ def translate_cli(
     """Translate English Docs, projecting their entities; resumes an interrupted run."""
     options = {"pair": pair, "model": str(model) if model else None, "lang": lang, "cache_dir": str(cache_dir) if cache_dir else None}
     config = {key: value for key, value in options.items() if value is not None}
+    report = report or output.with_suffix(".json")
     try:
+        for path in (output, report):
+            check_output_file(path)
         backend = get_translator(translator, **config)
-    except (BackendMissing, ValueError, FileNotFoundError) as error:
-        msg.fail(str(error), exits=1)
-    try:
         summary = translate_docbin(
-            source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
-            report or output.with_suffix(".json"),
+            source, output, backend, {"translator": translator, **config}, split_chars, chunk_size, report
         )
-    except ValueError as error:
+    except (BackendMissing, ValueError, FileNotFoundError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
     msg.good(
         f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "

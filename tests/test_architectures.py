@@ -5,8 +5,11 @@ from inspect import signature
 
 import pytest
 import spacy
+from confection import ConfigValidationError
 from spacy.training import Example
 from spacy.util import registry
+
+from spacy_concner.architectures import looks_like_path
 
 from conftest import tagger_on_transformer
 
@@ -58,10 +61,33 @@ def test_pipeline_saves_and_loads_without_the_encoder_folder(tiny_bert_dir, tmp_
     assert [t.tag_ for t in loaded("anna lives in paris .")] == [t.tag_ for t in nlp("anna lives in paris .")]
 
 
-def test_missing_encoder_says_how_to_get_one(tmp_path):
-    name = str(tmp_path / "no-encoder")
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_missing_encoder_folder_is_named_without_asking_the_hub(tmp_path, monkeypatch, relative):
+    """Regression: a mistyped encoder folder went to the model hub first (six retries,
+    39 s, without HF_HUB_OFFLINE), then ended a 102-line chained traceback."""
+    from transformers import AutoConfig
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "assets" / "encoders").mkdir(parents=True)
+    name = "assets/encoders/e5-smal" if relative else str(tmp_path / "no-encoder")
     nlp = make_nlp(name, True)
-    with pytest.raises(OSError) as error:
+    with pytest.raises(ConfigValidationError) as error:
         nlp.initialize()
-    assert name in str(error.value)
-    assert "python -m spacy_concner encoder e5" in str(error.value)
+    assert error.value.title == f"Cannot load the encoder {name!r}: no such folder"
+    assert "python -m spacy_concner encoder e5" in error.value.desc
+    assert error.value.__context__ is None  # no chained traceback
+
+
+@pytest.mark.parametrize(
+    "name,is_path",
+    [("xlm-roberta-base", False), ("intfloat/multilingual-e5-small", False), ("./e5", True),
+     ("~/e5", True), ("/models/e5", True), ("assets/encoders/e5", True)],
+)
+def test_looks_like_path(name, is_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "assets").mkdir()
+    assert looks_like_path(name) is is_path

@@ -117,3 +117,15 @@ def test_types_the_dev_set_lacks_are_named_at_initialisation(tiny_bert_dir, pair
     DocBin(docs=[doc]).to_disk(dev)
     with pytest.warns(UserWarning, match=rf"learns LOC from the training data, but the dev corpus {dev} has no such"):
         init_nlp(concner_config(tiny_bert_dir, paired_docbins, **{"paths.dev": str(dev)}))
+
+
+def test_spacy_train_names_a_missing_encoder_in_one_message(tiny_bert_dir, paired_docbins, tmp_path, capsys):
+    """Regression: a 102-line chained traceback whose last line was the hint."""
+    missing = tmp_path / "encoders" / "e5-smal"
+    overrides = {**tiny_overrides(tiny_bert_dir, paired_docbins), "paths.encoder": str(missing)}
+    with pytest.raises(SystemExit) as exit_:
+        train(CONFIGS / "concner.cfg", tmp_path / "out", overrides=overrides)
+    output = capsys.readouterr().out
+    assert exit_.value.code == 1 and "Traceback" not in output
+    assert f"Cannot load the encoder '{missing}': no such folder" in " ".join(output.split())
+    assert "python -m spacy_concner encoder e5" in output

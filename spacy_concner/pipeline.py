@@ -18,6 +18,7 @@ from thinc.types import Floats2d, Ints1d
 
 from . import losses
 from .checksums import check_intact, write_checksums
+from .config_errors import config_error
 from .pairs import pair_key, partner_rows
 
 # A teacher's label distributions, stored in a reference Doc's user_data:
@@ -155,7 +156,14 @@ class ConcNER(TrainablePipe):
         if nlp is not None:
             self._warn_types_missing_from_dev(nlp)
         self.model.get_ref("output_layer").set_dim("nO", len(self.tags))
-        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        # empty Docs give the encoder nothing to show the model its input width
+        doc_sample = list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
+        if not doc_sample:
+            train = nlp.config.get("paths", {}).get("train") if nlp is not None else None
+            raise config_error(
+                f"{train or 'The training corpus'} has no words: all its Docs are empty",
+                "Check paths.train: a DocBin of sentences, e.g. made by `python -m spacy_concner convert`.",
+            )
         self.model.initialize(X=doc_sample)
 
     def _warn_types_missing_from_dev(self, nlp: Language) -> None:

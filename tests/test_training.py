@@ -12,7 +12,7 @@ from spacy.training.initialize import init_nlp
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-from spacy_concner.pairs import configure_pair_batcher, pair_key
+from spacy_concner.pairs import PAIR_KEY, configure_pair_batcher, pair_key
 
 from test_pipeline import CONFIGS, concner_config, tiny_overrides
 
@@ -129,3 +129,27 @@ def test_spacy_train_names_a_missing_encoder_in_one_message(tiny_bert_dir, paire
     assert exit_.value.code == 1 and "Traceback" not in output
     assert f"Cannot load the encoder '{missing}': no such folder" in " ".join(output.split())
     assert "python -m spacy_concner encoder e5" in output
+
+
+def test_spacy_train_refuses_a_training_set_of_empty_docs(tiny_bert_dir, paired_docbins, tmp_path, capsys):
+    """Regression: `ValueError: need at least one array to concatenate` in initialize."""
+    empty = tmp_path / "empty.spacy"
+    doc = Doc(Vocab(), words=[])
+    doc.user_data[PAIR_KEY] = "empty:0"
+    DocBin(docs=[doc, doc], store_user_data=True).to_disk(empty)
+    overrides = {**tiny_overrides(tiny_bert_dir, paired_docbins), "paths.train": str(empty), "paths.translation": None}
+    with pytest.raises(SystemExit) as exit_:
+        train(CONFIGS / "concner.cfg", tmp_path / "out", overrides=overrides)
+    output = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 1 and "Traceback" not in output
+    assert f"{empty} has no words: all its Docs are empty" in output
+
+
+def test_empty_docs_first_in_the_training_set_are_skipped_at_initialisation(tiny_bert_dir, paired_docbins, tmp_path):
+    vocab = Vocab()
+    docs = [Doc(vocab, words=[]) for _ in range(11)]
+    docs += list(DocBin().from_disk(paired_docbins["source"]).get_docs(vocab))
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(train_path)
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **{"paths.train": str(train_path)}))
+    assert nlp.get_pipe("concner").labels == ("LOC", "PER")

@@ -71,6 +71,8 @@ def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
         words = tuple(row[0] for row in rows)
         tags = normalise_iob([row[-1] for row in rows])
         sentences.append(Sentence(len(sentences), words, tuple(tags)))
+    if not sentences:
+        raise CorpusError(f"{path}: no sentences (the file is empty or blank)")
     return sentences
 
 
@@ -193,6 +195,8 @@ def convert_cli(
         )
     except (CorpusError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
+    if n_sents is not None and len(docs) < n_sents:
+        msg.warn(f"--n-sents {n_sents} is more than the {len(docs)} sentences read from {input}: all are kept")
     write_docbin(docs, output)
     msg.good(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
 

@@ -346,3 +346,20 @@ def test_convert_refuses_in_one_message_and_writes_nothing(tmp_path, case):
     result = CliRunner().invoke(app, ["convert", str(source), str(output)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert expected in said(result) and sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \n\n"], ids=["empty", "blank"])
+def test_convert_with_a_format_refuses_an_empty_file(tmp_path, content):
+    """Regression: with --format, an empty or blank file gave an empty DocBin."""
+    (tmp_path / "empty.txt").write_bytes(content)
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "empty.txt"), str(tmp_path / "x.spacy"), "--format", "conll2003"])
+    assert result.exit_code == 1 and f"{tmp_path / 'empty.txt'}: no sentences (the file is empty or blank)" in said(result)
+    assert not (tmp_path / "x.spacy").exists()
+
+
+def test_convert_says_when_the_sample_is_larger_than_the_corpus(tmp_path):
+    """Regression: --n-sents 9 of a 5-sentence file gave 5 sentences without a word."""
+    source = many_sentences(tmp_path, n=5)
+    result = CliRunner().invoke(app, ["convert", str(source), str(tmp_path / "x.spacy"), "--n-sents", "9"])
+    assert result.exit_code == 0
+    assert f"--n-sents 9 is more than the 5 sentences read from {source}: all are kept" in said(result)

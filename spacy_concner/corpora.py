@@ -54,6 +54,7 @@ class Sentence:
     index: int
     words: Tuple[str, ...]
     tags: Tuple[str, ...]  # IOB2
+    line: int  # of its first word in the file, counted from 1
 
 
 def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
@@ -70,7 +71,7 @@ def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
         rows = [_split_row(path, number, line, corpus_format) for number, line in block]
         words = tuple(row[0] for row in rows)
         tags = normalise_iob([row[-1] for row in rows])
-        sentences.append(Sentence(len(sentences), words, tuple(tags)))
+        sentences.append(Sentence(len(sentences), words, tuple(tags), block[0][0]))
     if not sentences:
         raise CorpusError(f"{path}: no sentences (the file is empty or blank)")
     return sentences
@@ -270,11 +271,12 @@ def read_unlabelled(
         input_format = sniff_format(path)
     if input_format == "docbin":
         docs = [_with_pair_key(words_only(doc), doc) for doc in read_docbin(path, vocab)]
-    elif input_format == "text":
-        docs = [sentence_to_doc(vocab, s, corpus_name(path), labelled=False) for s in read_text(path)]
+        places = [f"{path} (Doc {i + 1})" for i in range(len(docs))]
     else:
-        docs = read_docs(path, vocab, input_format, labelled=False)
-    check_lengths(path, docs, max_tokens)
+        sentences = read_text(path) if input_format == "text" else read_sentences(path, input_format)
+        docs = [sentence_to_doc(vocab, s, corpus_name(path), labelled=False) for s in sentences]
+        places = [f"{path}:{sentence.line}" for sentence in sentences]
+    check_lengths(path, docs, places, max_tokens)
     return docs
 
 
@@ -302,7 +304,7 @@ def looks_like_conll_row(line: str) -> bool:
 def read_text(path: Path) -> List[Sentence]:
     """One sentence per non-blank line, tokens split on whitespace; index = line number - 1."""
     return [
-        Sentence(number - 1, tuple(line.split()), ())
+        Sentence(number - 1, tuple(line.split()), (), number)
         for number, line in numbered_lines(path)
         if line.strip()
     ]
@@ -324,16 +326,16 @@ def _with_pair_key(copy: Doc, doc: Doc) -> Doc:
     return copy
 
 
-def check_lengths(path: Path, docs: Sequence[Doc], max_tokens: int) -> None:
-    """Refuse a file without words, or with sentences of more than max_tokens tokens."""
+def check_lengths(path: Path, docs: Sequence[Doc], places: Sequence[str], max_tokens: int) -> None:
+    """Refuse a file without words, or with sentences of more than max_tokens tokens;
+    `places` says where each Doc is in the file (path:line, counted from 1)."""
     if not any(len(doc) for doc in docs):
         raise CorpusError(f"{path}: no sentences to annotate (an empty file?)")
     too_long = [i for i, doc in enumerate(docs) if len(doc) > max_tokens]
     if too_long:
-        first = docs[too_long[0]]
+        first = too_long[0]
         raise CorpusError(
-            f"{path}: {len(too_long)} sentences have more than {max_tokens} tokens, the first "
-            f"one ({len(first)} tokens) is {first.user_data.get(PAIR_KEY, too_long[0])}. "
-            "Expected one sentence per line: split the text into sentences, or raise "
-            "--max-tokens if such long units are intended."
+            f"{places[first]}: a sentence of {len(docs[first])} tokens, more than {max_tokens} "
+            f"tokens ({len(too_long)} such in the file); expected one sentence per line: split "
+            "the text into sentences, or raise --max-tokens if such long units are intended"
         )

@@ -244,3 +244,16 @@ def test_cnn_student_trains_on_the_hard_labels(paired_docbins, annotated, tmp_pa
     assert student.pipe_names == ["ner"]
     hard_labels = {e.label_ for d in read_output(annotated, student.vocab) for e in d.ents}
     assert set(student.get_pipe("ner").labels) == hard_labels
+
+
+@pytest.mark.parametrize("name,content,place", [
+    ("input.txt", "kurz .\n" + "Anna " * 1001 + "\n", "input.txt:2"),
+    ("input.tsv", "kurz\tO\n\n" + "Anna\tB-PER\n" * 1001, "input.tsv:3"),
+], ids=["text", "wikiann"])
+def test_an_over_long_sentence_is_named_by_the_line_a_person_counts(teacher_dir, tmp_path, name, content, place):
+    """Regression: the over-long line 2 was reported as `input.txt:1` (its 0-based key)."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf8")
+    code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy")
+    assert code == 1 and f"{tmp_path / place}: a sentence of 1001 tokens, more than 1000 tokens" in text
+    assert not (tmp_path / "out.spacy").exists()

@@ -15,7 +15,8 @@ from spacy_concner.corpora import read_docs
 from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.translate import BackendMissing, get_translator
 from spacy_concner.files import read_docbin, write_docbin
-from spacy_concner.translate.apertium import MODES_DIR
+from spacy_concner.translate import apertium
+from spacy_concner.translate.apertium import MODES_DIR, missing_mode
 from spacy_concner.translate.cli import translate_docbin
 
 needs_apertium = pytest.mark.skipif(
@@ -141,7 +142,7 @@ def failing_wblank_mode(tmp_path, monkeypatch):
 
 def test_a_failing_wblank_mode_names_the_mode_and_what_to_do(tmp_path, failing_wblank_mode):
     (tmp_path / "eng-deu.mode").write_text("cat\n")
-    with pytest.raises(BackendMissing, match="'eng-deu'.*cannot read the mode.*reinstall apertium and apertium-eng-deu"):
+    with pytest.raises(BackendMissing, match="'eng-deu'.*cannot read the mode.*reinstall apertium and the package that installed .*eng-deu.mode"):
         get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path))
 
 
@@ -161,9 +162,20 @@ def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wbl
     assert "Apertium mode 'eng-spa'" in result.output and "reinstall" in result.output
 
 
-def test_missing_mode_names_the_package(tmp_path):
-    with pytest.raises(BackendMissing, match="apt-get install apertium-eng-xyz"):
-        get_translator("apertium", pair="eng-xyz", modes_dir=str(tmp_path))
+@pytest.mark.parametrize("pair,index,expected", [
+    ("eng-cat", ["apertium-eng-cat", "apertium-en-es"], ": apt-get install apertium-eng-cat"),
+    ("spa-eng_US", ["apertium-eng-spa"], ": apt-get install apertium-eng-spa"),  # the package of both directions
+    ("eng-fra", ["apertium-eng-cat", "apertium-en-es", "apertium-fr-es"],
+     "; the distribution has no package of it, these have eng: apertium-eng-cat, apertium-en-es "
+     "(apt-get install one, then pass one of its modes as --pair)"),
+    ("deu-eng", ["apertium-eng-cat"], "; the distribution has no Apertium package with deu: use another --translator"),
+    ("eng-fra", None, ": find a package with `apt-cache search apertium eng-fra`"),
+])
+def test_a_missing_mode_suggests_only_packages_the_distribution_has(tmp_path, monkeypatch, pair, index, expected):
+    monkeypatch.setattr(apertium, "distribution_packages", lambda: index)
+    (tmp_path / "eng-spa.mode").write_text("cat\n")
+    message = str(missing_mode(pair, tmp_path))
+    assert message == f"No Apertium mode {pair!r} in {tmp_path} (installed: eng-spa){expected}"
 
 
 @needs_apertium

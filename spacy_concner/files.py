@@ -60,14 +60,14 @@ def atomic_folder(path: Union[str, Path]) -> Iterator[Path]:
     staging.mkdir(parents=True)
     try:
         yield staging
-        _replace_folder(staging, path)
+        replace_folder(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _replace_folder(new: Path, path: Path) -> None:
-    """Rename `new` to `path`; an existing `path` is moved aside first (a folder cannot
-    be replaced by one rename) and removed after."""
+def replace_folder(new: Path, path: Path) -> None:
+    """Rename the folder `new` to `path` (on the same file system); an existing `path` is
+    moved aside first (a folder cannot be replaced by one rename) and removed after."""
     if not path.exists():
         os.replace(new, path)
         return

@@ -23,6 +23,7 @@ from wasabi import msg
 from . import __version__
 from .checksums import DamagedFileError, check_intact, write_checksums
 from .evaluate import load_records
+from .files import replace_folder
 from .tables import markdown_table
 
 STUDENT = {"concner": "transformer student", "ner": "CNN student"}
@@ -100,6 +101,8 @@ def package_model(
         requirements=plugin_requirements(config),
     )
     output_dir.mkdir(parents=True, exist_ok=True)
+    # everything is built in a staging folder and the package folder put in place at the
+    # end, so that an interrupted or failed run leaves no partial package
     with tempfile.TemporaryDirectory(dir=output_dir) as staging:
         staged = Path(staging) / model.name
         shutil.copytree(model, staged)
@@ -107,9 +110,12 @@ def package_model(
         card = model_card(meta, lang, kind, data, encoder, records)
         (staged / "README.md").write_text(card, encoding="utf8")
         code = [plugin_import(Path(staging))] if meta["requirements"] else []
-        package_dir = run_spacy_package(staged, output_dir, name, version, code)
-    write_package_checksums(package_dir)
-    return build_wheel(package_dir)
+        built = run_spacy_package(staged, Path(staging), name, version, code)
+        write_package_checksums(built)
+        wheel = build_wheel(built)
+        package_dir = output_dir / built.name
+        replace_folder(built, package_dir)
+    return package_dir / wheel.relative_to(built)
 
 
 def write_package_checksums(package_dir: Path) -> None:

@@ -85,6 +85,23 @@ def test_a_damaged_pipeline_is_not_packaged(student_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_build_leaves_no_partial_package(student_dir, tmp_path, monkeypatch):
+    from spacy_concner import package
+
+    older = tmp_path / "xx_concner_test-0.0.1"
+    older.mkdir()
+    (older / "setup.py").write_text("# an earlier build")
+
+    def failing_build(package_dir):
+        raise PackageError("building the wheel failed")
+
+    monkeypatch.setattr(package, "build_wheel", failing_build)
+    with pytest.raises(PackageError):
+        package_model(student_dir, tmp_path, "test", version="0.0.1")
+    assert [p.name for p in tmp_path.iterdir()] == [older.name]
+    assert [p.name for p in older.iterdir()] == ["setup.py"]
+
+
 def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
     with pytest.raises(PackageError, match="identifier"):
         package_model(student_dir, tmp_path, "pt-br")

@@ -215,9 +215,13 @@ def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
             # decoded line by line so that an encoding error names its line
             for number, raw in enumerate(file, start=1):
                 yield number, _decode(path, number, raw).rstrip("\r\n")
-    except (OSError, EOFError, zlib.error) as error:  # zlib: damaged data behind a gzip header
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # zlib: damaged data behind a gzip header
         where = f" after line {number}" if number else ""
-        raise CorpusError(f"{path}: cannot read{where}: {error}") from error
+        raise CorpusError(
+            f"{path}: cannot read{where}, the file is damaged or cut short ({error}): copy or download it again"
+        ) from error
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot read: {error}") from error
 
 
 def _decode(path: Path, number: int, raw: bytes) -> str:

@@ -95,8 +95,9 @@ def read_docbin(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
     try:
         return list(DocBin().from_disk(path).get_docs(vocab))
     except Exception as error:  # OSError, zlib.error, msgpack's errors, KeyError, ...
+        detail = str(error).split(". ")[0].rstrip(".")  # spaCy's own advice is for its JSON format
         raise DocBinError(
-            f"{path} cannot be read as a DocBin (.spacy) file ({type(error).__name__}: {error}); "
+            f"{path} cannot be read as a DocBin (.spacy) file ({type(error).__name__}: {detail}); "
             "make one with `python -m spacy_concner convert`"
         ) from error
 

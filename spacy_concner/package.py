@@ -211,7 +211,7 @@ def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str, c
 
     package(
         staged, output_dir, name=name, version=version, code_paths=code, create_sdist=False,
-        force=True, silent=False,
+        force=True, silent=True,
     )
     meta = srsly.read_json(staged / "meta.json")
     return output_dir / f"{meta['lang']}_{name}-{version}"

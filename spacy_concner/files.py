@@ -136,7 +136,7 @@ class ChunkedJob:
                 if n_done:
                     msg.info(f"Resuming: {n_done} finished chunks in {self.parts}")
                 return
-            msg.warn(f"{self.parts} holds chunks of another run (input or options differ): discarded")
+            msg.warn(f"{self.parts} holds chunks of another run (input, model or options differ): discarded")
             shutil.rmtree(self.parts)
         self.parts.mkdir(parents=True)
         write_atomic(stamp, json.dumps(self.fingerprint, indent=2))

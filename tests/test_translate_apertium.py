@@ -10,14 +10,14 @@ from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
 from spacy_concner.cli import app
-
 from spacy_concner.corpora import read_docs
-from spacy_concner.pairs import PAIR_KEY
-from spacy_concner.translate import BackendMissing, get_translator
 from spacy_concner.files import read_docbin, write_docbin
-from spacy_concner.translate import apertium
+from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.translate import BackendMissing, apertium, get_translator
 from spacy_concner.translate.apertium import MODES_DIR, missing_mode
 from spacy_concner.translate.cli import translate_docbin
+
+from conftest import said
 
 needs_apertium = pytest.mark.skipif(
     shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "eng-spa.mode").exists(),
@@ -159,7 +159,7 @@ def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wbl
     DocBin(docs=[keyed_doc("Peter sleeps", [(0, 1, "PER")])], store_user_data=True).to_disk(source)
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "es.spacy"), "--pair", "eng-spa"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert "Apertium mode 'eng-spa'" in result.output and "reinstall" in result.output
+    assert "Apertium mode 'eng-spa'" in said(result) and "reinstall" in said(result)
 
 
 @pytest.mark.parametrize("pair,index,expected", [

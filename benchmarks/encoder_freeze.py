@@ -24,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_dir import DATA_DIR, corpus_file
+
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER = ROOT / "assets" / "encoders" / "e5-small"
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data"))
 BATCH_SIZE = 32
 WARMUP_STEPS = 2  # ner's zero-initialised output sends no gradient to the encoder at first
 
@@ -77,19 +78,18 @@ def build_nlp(freeze: bool):
 
 
 def conll_batch(nlp, data_dir: Path) -> list:
-    from spacy.tokens import Doc
     from spacy.training import Example
 
-    from spacy_concner.corpora import read_docs
+    from spacy_concner.corpora import read_docs, words_only
 
-    docs = read_docs(data_dir / "conll2003" / "en" / "eng.train.gz", nlp.vocab, n_sents=BATCH_SIZE, seed=0)
-    return [Example(Doc(nlp.vocab, words=[token.text for token in doc]), doc) for doc in docs]
+    docs = read_docs(corpus_file(data_dir, "conll2003/en/eng.train"), nlp.vocab, n_sents=BATCH_SIZE, seed=0)
+    return [Example(words_only(doc), doc) for doc in docs]
 
 
 def measure_training(freeze: bool, data_dir: Path, steps: int) -> dict:
     import torch
 
-    from spacy_concner import encoders  # noqa: F401  registers the architecture
+    import spacy_concner  # noqa: F401  registers the architectures
 
     torch.set_num_threads(1)
     nlp = build_nlp(freeze)
@@ -135,6 +135,8 @@ def write_results(results: dict) -> None:
 
 
 def markdown(results: dict) -> str:
+    from spacy_concner.tables import markdown_table
+
     conversion, env = results["conversion"], results["environment"]
     lines = [
         "# Offline e5 encoder: conversion and frozen word embeddings",
@@ -150,16 +152,19 @@ def markdown(results: dict) -> str:
         f"`nlp.update` steps after {WARMUP_STEPS} warm-up steps. The machine is shared: "
         f"the process's CPU time per step depends far less on the other load than wall time.",
         "",
-        "| freeze_embeddings | trainable / total params | word pieces | CPU s / step | wall s / step | RSS after init (MB) | peak RSS (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in results["training"]:
-        lines.append(
-            f"| {str(row['freeze_embeddings']).lower()} | {row['trainable_params'] / 1e6:.1f}M / "
-            f"{row['total_params'] / 1e6:.1f}M | {row['word_pieces']} | {row['step_cpu_seconds_median']} | {row['step_seconds_median']} | "
-            f"{row['rss_after_initialize_mb']} | {row['peak_rss_mb']} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["freeze_embeddings", "trainable / total params", "word pieces", "CPU s / step",
+              "wall s / step", "RSS after init (MB)", "peak RSS (MB)"]
+    rows = [
+        [
+            str(row["freeze_embeddings"]).lower(),
+            f"{row['trainable_params'] / 1e6:.1f}M / {row['total_params'] / 1e6:.1f}M",
+            row["word_pieces"], row["step_cpu_seconds_median"], row["step_seconds_median"],
+            row["rss_after_initialize_mb"], row["peak_rss_mb"],
+        ]
+        for row in results["training"]
+    ]
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
 
 
 def environment() -> dict:
@@ -172,14 +177,14 @@ def environment() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the benchmark data folder")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="the corpus folder (env SPACY_CONCNER_DATA)")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per setting")
     parser.add_argument("--child-freeze", type=int, choices=[0, 1], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_freeze is not None:
         print(json.dumps(measure_training(bool(args.child_freeze), args.data, args.steps)))
         return
-    from spacy_concner.encoders import convert_e5
+    from spacy_concner.e5 import convert_e5
 
     results = {"environment": environment(), "steps": args.steps}
     ENCODER.parent.mkdir(parents=True, exist_ok=True)

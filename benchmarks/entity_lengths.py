@@ -11,8 +11,9 @@ import spacy
 import torch
 import typer
 
-from spacy_concner.evaluate import unannotated
+from spacy_concner.corpora import words_only
 from spacy_concner.files import read_docbin
+from spacy_concner.tables import markdown_table
 
 LENGTHS = ("1", "2", "3+")
 
@@ -25,15 +26,12 @@ def main(test: Path, model: Path, n_docs: int = typer.Option(300)):
     torch.set_num_threads(1)
     nlp = spacy.load(model)
     gold = read_docbin(test, nlp.vocab)[:n_docs]
-    pred = nlp.pipe(unannotated(doc, nlp.vocab) for doc in gold)
+    pred = nlp.pipe(words_only(doc, nlp.vocab) for doc in gold)
     gold_counts, pred_counts = length_counts(gold), length_counts(pred)
     labels = sorted({label for label, _ in gold_counts | pred_counts})
     print(f"{model} on the first {len(gold)} Docs of {test}: gold / predicted entities")
-    print("| type | " + " | ".join(f"{n} token(s)" for n in LENGTHS) + " |")
-    print("| --- |" + " ---: |" * len(LENGTHS))
-    for label in labels:
-        cells = [f"{gold_counts[label, n]} / {pred_counts[label, n]}" for n in LENGTHS]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    rows = [[label, *(f"{gold_counts[label, n]} / {pred_counts[label, n]}" for n in LENGTHS)] for label in labels]
+    print(markdown_table(["type", *(f"{n} token(s)" for n in LENGTHS)], rows, align="l" + "r" * len(LENGTHS)), end="")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ hits both; the result is the median over --repeats `nlp.update` calls after a wa
     python benchmarks/loss_overhead.py --encoder assets/encoders/e5-small
 """
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ import typer
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
 
+from data_dir import DATA_DIR, corpus_file
 from spacy_concner.corpora import read_docs
 from spacy_concner.pairs import PAIR_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data"))
-DEFAULT_DATA = DATA_DIR / "conll2003" / "en" / "eng.train.gz"
+DEFAULT_DATA = corpus_file(DATA_DIR, "conll2003/en/eng.train")
 
 
 def batch_of_pairs(nlp, data: Path, n_docs: int, seed: int):

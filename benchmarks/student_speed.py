@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 import typer
 
 from spacy_concner.files import write_atomic
+from spacy_concner.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_WORDS_PER_SECOND = 10_000
@@ -91,17 +92,18 @@ def markdown(records: List[Dict], text: Path, note: str) -> str:
         f"{os.cpu_count()} cores shared with other jobs; best of the repeats). Target for the "
         f"CNN student: >= {TARGET_WORDS_PER_SECOND:,} words/s.",
         "",
-        "| system | model | pipeline | batch | sentences | words | words/s | words/CPU s | runs (words/s) | load avg |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
-    for r in records:
-        runs = ", ".join(f"{w:,.0f}" for w in r["runs_words_per_second"])
-        lines.append(
-            f"| {r['system']} | {r['model']} | {'+'.join(r['pipeline'])} | {r['batch_size']} | {r['n_sents']} | "
-            f"{r['n_words']} | {r['words_per_second']:,.0f} | {r['words_per_cpu_second']:,.0f} | "
-            f"{runs} | {r['load_avg_1min']} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["system", "model", "pipeline", "batch", "sentences", "words", "words/s",
+              "words/CPU s", "runs (words/s)", "load avg"]
+    rows = [
+        [
+            r["system"], r["model"], "+".join(r["pipeline"]), r["batch_size"], r["n_sents"],
+            r["n_words"], f"{r['words_per_second']:,.0f}", f"{r['words_per_cpu_second']:,.0f}",
+            ", ".join(f"{w:,.0f}" for w in r["runs_words_per_second"]), r["load_avg_1min"],
+        ]
+        for r in records
+    ]
+    return "\n".join(lines) + "\n" + markdown_table(header, rows, align="lllrrrrrlr")
 
 
 def main(

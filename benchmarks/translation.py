@@ -23,8 +23,10 @@ import typer
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
+from data_dir import DATA_DIR, corpus_file
 from spacy_concner.corpora import read_docs
 from spacy_concner.translate import get_translator
+from spacy_concner.tables import markdown_table
 from spacy_concner.translate.cli import translate_docbin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,13 +42,13 @@ README_START, README_END = "<!-- translation-examples:start -->", "<!-- translat
 
 
 def main(
-    data_dir: Path = typer.Option(Path(os.environ.get("SPACY_CONCNER_DATA", ROOT.parent / "shared" / "data")), help="Benchmark data folder"),
+    data_dir: Path = typer.Option(DATA_DIR, help="Corpus folder (env SPACY_CONCNER_DATA)"),
     n_sents: int = typer.Option(1000, help="Sentences sampled from CoNLL-2003 train"),
     seed: int = typer.Option(1),
     results: Path = typer.Option(ROOT / "benchmarks" / "results"),
     readme: bool = typer.Option(False, "--readme", help="Put the examples into docs/translation.md"),
 ) -> None:
-    docs = read_docs(data_dir / "conll2003/en/eng.train.gz", Vocab(), n_sents=n_sents, seed=seed)
+    docs = read_docs(corpus_file(data_dir, "conll2003/en/eng.train"), Vocab(), n_sents=n_sents, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "en.spacy"
         DocBin(docs=docs, store_user_data=True).to_disk(source)
@@ -130,16 +132,20 @@ def markdown(meta: Dict, records: List[Dict]) -> str:
         "Throughput = sentences / seconds spent translating (the translate command's report); "
         "survival = output entities / source entities.",
         "",
-        "| translator | pair | sentences/s | survival | dropped | invalid spans | IOB2-invalid | non-entity tokens translated | cache build s | cache load s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in records:
-        report = r["report"]
-        lines.append(
-            f"| {r['translator']} | {r['pair']} | {report['sentences_per_second']:.0f} | {report['entity_survival']['total']:.1%} "
-            f"| {report['sentences_dropped']} | {report['invalid_entities']} | {r['iob2_invalid_sentences']} "
-            f"| {_percent(r.get('non_entity_tokens_translated'))} | {r.get('cache_build_seconds', '')} | {r.get('cache_load_seconds', '')} |"
-        )
+    header = ["translator", "pair", "sentences/s", "survival", "dropped", "invalid spans", "IOB2-invalid",
+              "non-entity tokens translated", "cache build s", "cache load s"]
+    rows = [
+        [
+            r["translator"], r["pair"], f"{r['report']['sentences_per_second']:.0f}",
+            f"{r['report']['entity_survival']['total']:.1%}", r["report"]["sentences_dropped"],
+            r["report"]["invalid_entities"], r["iob2_invalid_sentences"],
+            _percent(r.get("non_entity_tokens_translated")), r.get("cache_build_seconds", ""),
+            r.get("cache_load_seconds", ""),
+        ]
+        for r in records
+    ]
+    lines.append(markdown_table(header, rows, align="llrrrrrrrr").rstrip("\n"))
     lines += ["", "Apertium entities split apart by reordering (see markers.merge_pieces): "
               + ", ".join(f"{r['report']['notes'].get('split_entities', 0)}" for r in records if r["translator"] == "apertium"), ""]
     return "\n".join(lines + [examples_markdown(records)])

@@ -5,6 +5,7 @@
 The classifier returns both the token vectors (for the contrastive losses) and the label
 probabilities (for cross-entropy, distillation and prediction), one array per Doc.
 """
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -12,7 +13,8 @@ from spacy.util import registry
 from thinc.api import Model, Softmax_v2, chain, with_array
 from thinc.types import Floats2d
 
-from .encoders import GET_ENCODER_HINT
+from .config_errors import config_error
+from .e5 import GET_ENCODER_HINT
 from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, attach, check_layers, is_attached
 
 if TYPE_CHECKING:
@@ -145,10 +147,27 @@ def initialize_checked(name: str, load_pretrained: Callable) -> Callable:
 
 
 def check_encoder_available(name: str) -> None:
-    """Fail with instructions when `name` is neither a local folder nor on the hub."""
+    """Fail with instructions when `name` is neither a local folder nor on the hub. A
+    name that looks like a path is looked for on disk only: the hub is not asked (without
+    HF_HUB_OFFLINE, transformers retries it for half a minute)."""
     from transformers import AutoConfig
 
+    if looks_like_path(name) and not Path(name).expanduser().is_dir():
+        raise config_error(f"Cannot load the encoder {name!r}: no such folder", GET_ENCODER_HINT)
     try:
         AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as error:  # ValueError: not a valid hub name
-        raise OSError(f"Cannot load the encoder {name!r}: {error}\n{GET_ENCODER_HINT}") from error
+        reason = str(error).strip().splitlines()[0]
+        raise config_error(f"Cannot load the encoder {name!r}: {reason}", GET_ENCODER_HINT) from None
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether an encoder name is a path rather than a hub name (`model` or
+    `owner/model`): absolute, starting with . or ~, with more than one part, or with a
+    first part that is a local folder (assets/encoders/e5-small)."""
+    parts = Path(name).parts
+    return (
+        name.startswith(("/", ".", "~"))
+        or len(parts) > 2
+        or (len(parts) == 2 and Path(parts[0]).is_dir())
+    )

@@ -5,8 +5,8 @@ Each command lives beside the concept it drives; this module only gathers them.
 import typer
 
 from .corpora import convert_cli
-from .distill import annotate_cli
-from .encoders import encoder_app
+from .annotate import annotate_cli
+from .e5 import encoder_app
 from .evaluate import evaluate_cli, plot_cli
 from .package import package_cli
 from .translate.cli import translate_cli

@@ -1,4 +1,5 @@
-"""NER corpora in the CoNLL-2002, CoNLL-2003 and WikiANN (XTREME PAN-X) formats -> spaCy Docs.
+"""NER corpora in the CoNLL-2002, CoNLL-2003 and WikiANN (XTREME PAN-X) formats -> spaCy Docs,
+and unlabelled text for annotation (those formats, plain text or DocBins) -> Docs of words.
 
 One token per line, a blank line between sentences, plain text or gzip:
 - conll2002: `word POS IOB2` (space separated)
@@ -15,17 +16,20 @@ sentence keep its key.
 import gzip
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import typer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
+from wasabi import msg
 
-from .files import write_atomic
+from .files import OutputPathError, check_output_file, read_docbin, write_docbin
 from .pairs import PAIR_KEY
 
 FORMATS = ("conll2002", "conll2003", "wikiann")
@@ -33,6 +37,12 @@ _COLUMNS = {"conll2002": 3, "conll2003": 4, "wikiann": 2}
 _SPACE_SEPARATED = {3: "conll2002", 4: "conll2003"}
 _TAG = re.compile(r"O|[BI]-\S+")
 _DOCSTART = "-DOCSTART-"
+INPUT_FORMATS = ("auto", "docbin", "text") + FORMATS  # of unlabelled text
+# The teacher reads long Docs through strided windows, so length is no limit for the
+# model; a "sentence" this long is a file that is not one sentence per line (a whole
+# document or a dump on one line), and would make one huge training example.
+MAX_TOKENS = 1000
+N_SNIFFED_LINES = 20  # token lines that must all look like CoNLL rows for auto-detection
 
 
 class CorpusError(ValueError):
@@ -44,6 +54,7 @@ class Sentence:
     index: int
     words: Tuple[str, ...]
     tags: Tuple[str, ...]  # IOB2
+    line: int  # of its first word in the file, counted from 1
 
 
 def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
@@ -60,7 +71,9 @@ def read_sentences(path: Path, corpus_format: str = "auto") -> List[Sentence]:
         rows = [_split_row(path, number, line, corpus_format) for number, line in block]
         words = tuple(row[0] for row in rows)
         tags = normalise_iob([row[-1] for row in rows])
-        sentences.append(Sentence(len(sentences), words, tuple(tags)))
+        sentences.append(Sentence(len(sentences), words, tuple(tags), block[0][0]))
+    if not sentences:
+        raise CorpusError(f"{path}: no sentences (the file is empty or blank)")
     return sentences
 
 
@@ -68,16 +81,27 @@ def detect_format(path: Path, lines: Sequence[Tuple[int, str]]) -> str:
     """The format of the first token line: 2 tab-separated or 3 or 4 space-separated columns."""
     for number, line in lines:
         if line.strip() and not line.startswith(_DOCSTART):
-            if len(line.split("\t")) == 2:
-                return "wikiann"
-            n_columns = len(line.split(" "))
-            if n_columns in _SPACE_SEPARATED:
-                return _SPACE_SEPARATED[n_columns]
-            raise CorpusError(
-                f"{path}:{number}: cannot detect the format from {n_columns} columns "
-                f"(expected 2 tab-separated, 3 or 4 space-separated); pass the format explicitly"
-            )
+            corpus_format = row_format(line)
+            if corpus_format is None:
+                raise CorpusError(
+                    f"{path}:{number}: cannot detect the format from {len(_columns(line))} columns "
+                    f"(expected 2 tab-separated, 3 or 4 space-separated); pass the format explicitly"
+                )
+            return corpus_format
     raise CorpusError(f"{path}: no token lines, cannot detect the format")
+
+
+def row_format(line: str) -> Optional[str]:
+    """The format whose columns a token line has (2 tab-separated: wikiann, 3 or 4
+    space-separated: conll2002, conll2003), or None."""
+    columns = _columns(line)
+    if "\t" in line:
+        return "wikiann" if len(columns) == _COLUMNS["wikiann"] else None
+    return _SPACE_SEPARATED.get(len(columns))
+
+
+def _columns(line: str) -> List[str]:
+    return line.split("\t") if "\t" in line else line.split(" ")
 
 
 def normalise_iob(tags: Sequence[str]) -> List[str]:
@@ -140,11 +164,6 @@ def count_entities(docs: Iterable[Doc]) -> Counter:
     return Counter(ent.label_ for doc in docs for ent in doc.ents)
 
 
-def write_docbin(docs: Iterable[Doc], output: Path) -> None:
-    """Save the Docs (with their user data) as a DocBin, atomically."""
-    write_atomic(output, DocBin(docs=docs, store_user_data=True).to_bytes())
-
-
 def convert_cli(
     input: Path = typer.Argument(..., help="Corpus file, plain or .gz"),
     output: Path = typer.Argument(..., help="Output .spacy file (DocBin)"),
@@ -170,15 +189,17 @@ def convert_cli(
     import spacy
 
     try:
+        check_output_file(output)
         docs = read_docs(
             input, spacy.blank(lang).vocab, corpus_format, n_sents=n_sents, seed=seed,
             max_sents=max_sents, labelled=not no_labels, corpus_id=corpus_id,
         )
-    except CorpusError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+    except (CorpusError, OutputPathError) as error:
+        msg.fail(str(error), exits=1)
+    if n_sents is not None and len(docs) < n_sents:
+        msg.warn(f"--n-sents {n_sents} is more than the {len(docs)} sentences read from {input}: all are kept")
     write_docbin(docs, output)
-    typer.echo(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
+    msg.good(f"{output}: {len(docs)} sentences, {_describe_counts(count_entities(docs))}")
 
 
 def _describe_counts(counts: Counter) -> str:
@@ -188,12 +209,18 @@ def _describe_counts(counts: Counter) -> str:
 
 def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
     try:
         with opener(path, "rb") as file:
             # decoded line by line so that an encoding error names its line
             for number, raw in enumerate(file, start=1):
                 yield number, _decode(path, number, raw).rstrip("\r\n")
-    except (OSError, EOFError) as error:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # zlib: damaged data behind a gzip header
+        where = f" after line {number}" if number else ""
+        raise CorpusError(
+            f"{path}: cannot read{where}, the file is damaged or cut short ({error}): copy or download it again"
+        ) from error
+    except OSError as error:
         raise CorpusError(f"{path}: cannot read: {error}") from error
 
 
@@ -231,3 +258,88 @@ def _split_row(path: Path, number: int, line: str, corpus_format: str) -> List[s
             f"{path}:{number}: invalid tag {row[-1]!r} (expected O, B-TYPE or I-TYPE)"
         )
     return row
+
+
+def read_unlabelled(
+    path: Path, vocab: Vocab, input_format: str = "auto", max_tokens: int = MAX_TOKENS
+) -> List[Doc]:
+    """Unlabelled text as Docs of words only (entities missing), each with its pair key:
+    from a DocBin, a text file (one sentence per line, tokens separated by whitespace)
+    or a CoNLL/WikiANN file whose labels are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    if input_format not in INPUT_FORMATS:
+        raise CorpusError(f"unknown format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
+    if input_format == "auto":
+        input_format = sniff_format(path)
+    if input_format == "docbin":
+        docs = [_with_pair_key(words_only(doc), doc) for doc in read_docbin(path, vocab)]
+        places = [f"{path} (Doc {i + 1})" for i in range(len(docs))]
+    else:
+        sentences = read_text(path) if input_format == "text" else read_sentences(path, input_format)
+        docs = [sentence_to_doc(vocab, s, corpus_name(path), labelled=False) for s in sentences]
+        places = [f"{path}:{sentence.line}" for sentence in sentences]
+    check_lengths(path, docs, places, max_tokens)
+    return docs
+
+
+def sniff_format(path: Path) -> str:
+    """docbin for a .spacy file; a CoNLL/WikiANN format when the first token lines
+    all look like CoNLL rows (2 tab-separated or 3-4 space-separated columns ending
+    in an IOB tag); text otherwise."""
+    if path.suffix == ".spacy":
+        return "docbin"
+    token_lines = (
+        (number, line)
+        for number, line in numbered_lines(path)
+        if line.strip() and not line.startswith(_DOCSTART)
+    )
+    sniffed = list(islice(token_lines, N_SNIFFED_LINES))
+    if sniffed and all(looks_like_conll_row(line) for _, line in sniffed):
+        return detect_format(path, sniffed)
+    return "text"
+
+
+def looks_like_conll_row(line: str) -> bool:
+    return row_format(line) is not None and bool(_TAG.fullmatch(_columns(line)[-1]))
+
+
+def read_text(path: Path) -> List[Sentence]:
+    """One sentence per non-blank line, tokens split on whitespace; index = line number - 1."""
+    return [
+        Sentence(number - 1, tuple(line.split()), (), number)
+        for number, line in numbered_lines(path)
+        if line.strip()
+    ]
+
+
+def words_only(doc: Doc, vocab: Optional[Vocab] = None) -> Doc:
+    """A new Doc with the words and spaces of `doc` and nothing else (no entities,
+    sentence boundaries or user data), in `vocab` (default: the Doc's): the input to
+    predict on. Sentence boundaries would also make spacy.Corpus split a Doc and lose
+    its user data."""
+    words = [token.text for token in doc]
+    spaces = [bool(token.whitespace_) for token in doc]
+    return Doc(doc.vocab if vocab is None else vocab, words=words, spaces=spaces)
+
+
+def _with_pair_key(copy: Doc, doc: Doc) -> Doc:
+    if PAIR_KEY in doc.user_data:
+        copy.user_data[PAIR_KEY] = doc.user_data[PAIR_KEY]
+    return copy
+
+
+def check_lengths(path: Path, docs: Sequence[Doc], places: Sequence[str], max_tokens: int) -> None:
+    """Refuse a file without words, or with sentences of more than max_tokens tokens;
+    `places` says where each Doc is in the file (path:line, counted from 1)."""
+    if not any(len(doc) for doc in docs):
+        raise CorpusError(f"{path}: no sentences to annotate (an empty file?)")
+    too_long = [i for i, doc in enumerate(docs) if len(doc) > max_tokens]
+    if too_long:
+        first = too_long[0]
+        raise CorpusError(
+            f"{places[first]}: a sentence of {len(docs[first])} tokens, more than {max_tokens} "
+            f"tokens ({len(too_long)} such in the file); expected one sentence per line: split "
+            "the text into sentences, or raise --max-tokens if such long units are intended"
+        )

@@ -9,8 +9,9 @@ import json
 import re
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import typer
 from seqeval.metrics import classification_report
@@ -20,33 +21,38 @@ from spacy.tokens import Doc
 from tqdm import tqdm
 from wasabi import msg
 
+from .checksums import DamagedFileError
+from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
+from .loading import PipelineError, load_pipeline
+from .tables import markdown_table
 
 TRAINING_OUTPUTS = ("model-best", "model-last")
 TEST_ARG = re.compile(r"^(?P<lang>[A-Za-z][\w-]*)=(?P<path>.+)$")
+
+
+class EvaluateError(ValueError):
+    """A test file or result file that cannot be used: the message says what to do."""
 
 
 def parse_test_arg(arg: str) -> Tuple[str, Path]:
     """Split a `LANG=PATH` argument, e.g. `es=corpus/es/test.spacy`."""
     match = TEST_ARG.match(arg)
     if match is None:
-        raise typer.BadParameter(
+        raise EvaluateError(
             f"{arg!r}: write each test file as LANG=PATH, e.g. es=corpus/es/test.spacy"
         )
     path = Path(match["path"])
     if not path.is_file():
-        raise typer.BadParameter(f"{arg!r}: no such file {path}")
+        raise EvaluateError(f"{arg!r}: no such file {path}")
     return match["lang"], path
 
 
 def read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
     """The Docs of a DocBin file, which must hold gold entities."""
-    try:
-        docs = read_docbin(path, nlp.vocab)
-    except DocBinError as err:
-        raise typer.BadParameter(str(err)) from err
+    docs = read_docbin(path, nlp.vocab)
     if not any(doc.ents for doc in docs):
-        raise typer.BadParameter(
+        raise EvaluateError(
             f"{path} has no gold entities (an unlabelled or empty file?); "
             "evaluate needs a test split converted with its labels"
         )
@@ -85,11 +91,6 @@ def _percentages(scores: Dict) -> Dict:
     }
 
 
-def unannotated(doc: Doc, vocab) -> Doc:
-    """A copy of the Doc's words and spaces without annotation: the input to predict on."""
-    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-
-
 def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -> List[Doc]:
     """nlp.pipe over the Docs shortest first, so that a batch pads its sentences to a
     similar length (about half the encoder's work on CoNLL and WikiANN test sets); the
@@ -105,13 +106,14 @@ def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -
 
 def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
     """Predict on copies of the gold words and score them against the gold entities."""
-    inputs = [unannotated(doc, nlp.vocab) for doc in gold_docs]
+    inputs = [words_only(doc, nlp.vocab) for doc in gold_docs]
     start = time.perf_counter()
     pred_docs = pipe_by_length(nlp, inputs, batch_size, desc)
     seconds = time.perf_counter() - start
     gold = [iob2_tags(doc) for doc in gold_docs]
     pred = [iob2_tags(doc) for doc in pred_docs]
     _warn_unknown_labels(gold, pred, desc)
+    _warn_unpredictable_labels(nlp, gold, desc)
     n_words = sum(len(doc) for doc in gold_docs)
     return {
         **score_tags(gold, pred),
@@ -135,6 +137,29 @@ def _warn_unknown_labels(gold: List[List[str]], pred: List[List[str]], desc: str
         )
 
 
+def _warn_unpredictable_labels(nlp: Language, gold: List[List[str]], desc: str) -> None:
+    known = entity_types(nlp)
+    gold_types = Counter(t for t, _, _ in get_entities(gold))
+    missing = sorted(set(gold_types) - known) if known is not None else []
+    if missing:
+        n_missing = sum(gold_types[t] for t in missing)
+        msg.warn(
+            f"{desc}: the model cannot predict {', '.join(missing)} ({n_missing} of the "
+            f"{sum(gold_types.values())} gold entities), which count as missed; it knows "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def entity_types(nlp: Language) -> Optional[Set[str]]:
+    """The entity types the pipeline's entity-setting components know (labels); None
+    when none of them says."""
+    labelled = [
+        pipe.labels for name, pipe in nlp.pipeline
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns and hasattr(pipe, "labels")
+    ]
+    return {label for labels in labelled for label in labels} if labelled else None
+
+
 def evaluate_file(
     nlp: Language, lang: str, path: Path, system: str, batch_size: int = 64
 ) -> Dict:
@@ -149,8 +174,8 @@ def evaluate_file(
     return {"system": system, "lang": lang, "test": str(path), **scores}
 
 
-def markdown_table(records: List[Dict]) -> str:
-    """P/R/F1 overall and F1 per entity type, one row per record."""
+def results_table(records: List[Dict]) -> str:
+    """P/R/F1 overall and F1 per entity type, one row per record, in Markdown."""
     types = sorted({label for record in records for label in record["per_type"]})
     header = ["system", "lang", "P", "R", "F1", *(f"F1 {t}" for t in types),
               "sents", "gold entities", "words/s"]
@@ -160,13 +185,11 @@ def markdown_table(records: List[Dict]) -> str:
             *(f"{record[key]:.2f}" for key in ("precision", "recall", "f1")),
             *(f"{record['per_type'][t]['f1']:.2f}" if t in record["per_type"] else "–"
               for t in types),
-            str(record["n_sents"]), str(record["n_gold_entities"]),
-            f"{record['words_per_second']:.0f}",
+            record["n_sents"], record["n_gold_entities"], f"{record['words_per_second']:.0f}",
         ]
         for record in records
     ]
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+    return markdown_table(header, rows)
 
 
 def default_system(model: str) -> str:
@@ -185,7 +208,7 @@ def result_paths(output_dir: Path, system: str) -> Tuple[Path, Path]:
 def write_results(records: List[Dict], output_dir: Path, system: str) -> None:
     json_path, md_path = result_paths(output_dir, system)
     write_atomic(json_path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(md_path, markdown_table(records))
+    write_atomic(md_path, results_table(records))
 
 
 def reusable_records(json_path: Path, model: str) -> Dict[Tuple[str, str], Dict]:
@@ -298,16 +321,25 @@ def evaluate_cli(
     ),
 ) -> None:
     """Score MODEL on test files: seqeval entity-level P/R/F1 overall and per type."""
-    import spacy
-
-    parsed = [parse_test_arg(arg) for arg in tests]
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(model)
-    except OSError as err:
-        raise typer.BadParameter(f"cannot load the pipeline {model!r}: {err}") from err
     system = system or default_system(model)
+    try:
+        records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume)
+    except (EvaluateError, DocBinError, PipelineError, DamagedFileError) as error:
+        msg.fail(str(error), exits=1)
+    print(results_table(records))
+    if output is not None:
+        msg.good("Wrote {} and {}".format(*result_paths(output, system)))
+
+
+def evaluate_model(
+    model: str, tests: List[str], output: Optional[Path], system: str,
+    gpu_id: int = -1, batch_size: int = 64, resume: bool = True,
+) -> List[Dict]:
+    """The records of MODEL on the LANG=PATH test files, written to output/SYSTEM.json
+    and .md after each file; records of an earlier run are kept (resume) while MODEL
+    and their test file are unchanged."""
+    parsed = [parse_test_arg(arg) for arg in tests]
+    nlp = load_pipeline(model, gpu_id)
     kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
     records = []
     for lang, path in parsed:
@@ -319,9 +351,7 @@ def evaluate_cli(
         records.append(record)
         if output is not None:  # after each file, so that a long run keeps what it did
             write_results(records, output, system)
-    print(markdown_table(records))
-    if output is not None:
-        msg.good("Wrote {} and {}".format(*result_paths(output, system)))
+    return records
 
 
 def plot_cli(
@@ -334,6 +364,6 @@ def plot_cli(
     """Bar chart of F1 per language and system from evaluation results."""
     try:
         records = load_records(results)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    except ValueError as error:
+        msg.fail(str(error), exits=1)
     msg.good(f"Wrote {plot_f1(records, output)}")

@@ -21,7 +21,10 @@ from spacy.util import get_minor_version_range
 from wasabi import msg
 
 from . import __version__
+from .checksums import DamagedFileError, check_intact, write_checksums
 from .evaluate import load_records
+from .files import replace_folder
+from .tables import markdown_table
 
 STUDENT = {"concner": "transformer student", "ner": "CNN student"}
 METHOD = {
@@ -81,6 +84,7 @@ def package_model(
     """Build the wheel of MODEL, named `<pipeline lang>_<name>`; return its path."""
     model = Path(model)
     meta = read_meta(model)
+    check_intact(model, f"the pipeline {model}")
     config = (model / "config.cfg").read_text(encoding="utf8")
     kind = "concner" if "concner" in meta["pipeline"] else "ner"
     name = name or f"concner_{lang}" + ("_sm" if kind == "ner" else "")
@@ -97,14 +101,30 @@ def package_model(
         requirements=plugin_requirements(config),
     )
     output_dir.mkdir(parents=True, exist_ok=True)
+    # everything is built in a staging folder and the package folder put in place at the
+    # end, so that an interrupted or failed run leaves no partial package
     with tempfile.TemporaryDirectory(dir=output_dir) as staging:
         staged = Path(staging) / model.name
         shutil.copytree(model, staged)
         srsly.write_json(staged / "meta.json", meta)
         card = model_card(meta, lang, kind, data, encoder, records)
         (staged / "README.md").write_text(card, encoding="utf8")
-        package_dir = run_spacy_package(staged, output_dir, name, version)
-    return build_wheel(package_dir)
+        code = [plugin_import(Path(staging))] if meta["requirements"] else []
+        built = run_spacy_package(staged, Path(staging), name, version, code)
+        write_package_checksums(built)
+        wheel = build_wheel(built)
+        package_dir = output_dir / built.name
+        replace_folder(built, package_dir)
+    return package_dir / wheel.relative_to(built)
+
+
+def write_package_checksums(package_dir: Path) -> None:
+    """A manifest of all the packaged pipeline's files, checked when the plugin's commands
+    load the package. The package's setup.py copies its meta.json into the pipeline
+    folder when the wheel is built: that copy is made here first, so the listed one."""
+    data_dir = package_dir / package_dir.name.rsplit("-", 1)[0] / package_dir.name
+    shutil.copyfile(package_dir / "meta.json", data_dir / "meta.json")
+    write_checksums(data_dir)
 
 
 def read_meta(model: Path) -> Dict:
@@ -119,6 +139,15 @@ def plugin_requirements(config: str) -> List[str]:
     if "spacy_concner." in config or 'factory = "concner"' in config:
         return [f"spacy-concner{get_minor_version_range(__version__)}"]
     return []
+
+
+def plugin_import(folder: Path) -> Path:
+    """A module for the package's __init__ to import: `import spacy_concner` registers the
+    plugin's factories and architectures, so that the package loads even where the
+    plugin's entry points are not installed (a source checkout on the path)."""
+    path = folder / "concner_plugin.py"
+    path.write_text("import spacy_concner  # noqa: F401  registers the concner factory\n", encoding="utf8")
+    return path
 
 
 def model_card(meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict]) -> str:
@@ -164,26 +193,26 @@ def metrics_table(records: List[Dict], lang: str) -> str:
     """Entity-level P/R/F1 per system and language from `evaluate` records."""
     if not records:
         return f"Not evaluated here: run `python -m spacy_concner evaluate` on a {lang} test set."
+    header = ["system", "language", "test", "P", "R", "F1", "words/s"]
     rows = [
-        "| system | language | test | P | R | F1 | words/s |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in records:
-        speed = r.get("words_per_second")
-        cells = [
+        [
             r["system"], r["lang"], Path(r.get("test", "")).name,
             *(f"{r.get(key, float('nan')):.2f}" for key in ("precision", "recall", "f1")),
-            "" if speed is None else f"{speed:.0f}",
+            "" if r.get("words_per_second") is None else f"{r['words_per_second']:.0f}",
         ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n\nseqeval entity-level micro scores (0-100), IOB2, default mode."
+        for r in records
+    ]
+    return markdown_table(header, rows, align="lllrrrr") + "\nseqeval entity-level micro scores (0-100), IOB2, default mode."
 
 
-def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str) -> Path:
+def run_spacy_package(staged: Path, output_dir: Path, name: str, version: str, code: List[Path]) -> Path:
     """`spacy package` without building: returns the package folder (with setup.py)."""
     from spacy.cli.package import package
 
-    package(staged, output_dir, name=name, version=version, create_sdist=False, force=True, silent=False)
+    package(
+        staged, output_dir, name=name, version=version, code_paths=code, create_sdist=False,
+        force=True, silent=True,
+    )
     meta = srsly.read_json(staged / "meta.json")
     return output_dir / f"{meta['lang']}_{name}-{version}"
 
@@ -214,7 +243,6 @@ def package_cli(
     model card, and build its wheel offline."""
     try:
         wheel = package_model(model, output_dir, lang, name, version, data, metrics=metrics)
-    except (PackageError, ValueError) as error:
-        msg.fail(f"Error: {error}")
-        raise typer.Exit(1)
+    except (PackageError, ValueError, DamagedFileError) as error:
+        msg.fail(str(error), exits=1)
     msg.good(f"Wheel: {wheel}", f"pip install {wheel}")

@@ -4,6 +4,7 @@ The pair key travels in `doc.user_data[PAIR_KEY]` (DocBins store user data): a s
 sentence and its translation carry the same value.
 """
 import random
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Union
@@ -12,8 +13,14 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import minibatch, registry
+from wasabi import msg
+
+from .config_errors import config_error
 
 PAIR_KEY = "concner_pair"
+# A translation file of which fewer translations than this share match a source sentence
+# is not the source's translation (another sample's, or a test set passed by mistake).
+MIN_MATCHED_SHARE = 0.5
 Item = Union[Example, Doc]
 
 
@@ -46,9 +53,12 @@ def create_paired_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a source DocBin and, optionally, its translation DocBin, each
     translation yielded right after its source. Arguments as in spacy.Corpus.v1,
-    applied to each file."""
+    applied to each file. Says how many translations match a source sentence by pair
+    key; warns when some do not (they train as unpaired examples, without TCL) and
+    fails when fewer than half do (MIN_MATCHED_SHARE): the file is then not the
+    source's translation."""
     if source is None:
-        raise ValueError(
+        raise config_error(
             "The paired corpus has no source path: set it in the config or on the command "
             "line, e.g. --paths.train corpus/en/train.spacy"
         )
@@ -65,21 +75,50 @@ class PairedCorpus:
         limit: int,
     ):
         options = dict(gold_preproc=gold_preproc, max_length=max_length, limit=limit)
+        self.paths = (source, translation)
         self.source = Corpus(source, **options)
         self.translation = Corpus(translation, **options) if translation else None
+        self.reported = False
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
+        sources = list(self.source(nlp))
         translations: Dict[Optional[Hashable], List[Example]] = defaultdict(list)
         if self.translation is not None:
             for eg in self.translation(nlp):
                 translations[pair_key(eg)].append(eg)
-        for eg in self.source(nlp):
+            self.check_matches({pair_key(eg) for eg in sources} - {None}, translations)
+        for eg in sources:
             yield eg
             key = pair_key(eg)
             if key is not None:
                 yield from translations.pop(key, [])
         for unmatched in translations.values():
             yield from unmatched
+
+    def check_matches(self, source_keys: set, translations: Dict[Optional[Hashable], List[Example]]) -> None:
+        """Say, the first time, how many translations match a source sentence; warn
+        when some do not, fail when most do not."""
+        source, translation = self.paths
+        n_translations = sum(len(egs) for egs in translations.values())
+        n_matched = sum(len(egs) for key, egs in translations.items() if key in source_keys)
+        if n_matched < MIN_MATCHED_SHARE * n_translations or not n_translations:
+            raise config_error(
+                f"{translation}: {n_matched} of {n_translations} translations match a sentence "
+                f"of {source} by pair key ({PAIR_KEY}), so it is not that file's translation",
+                "Set paths.translation to the output of `python -m spacy_concner translate` "
+                "run on paths.train (not a test set or another sample's translation).",
+            )
+        if self.reported:
+            return
+        self.reported = True
+        msg.info(f"Paired corpus: {n_matched} of {n_translations} translations in {translation} match "
+                 f"one of the {len(source_keys)} keyed sentences of {source}")
+        if n_matched < n_translations:
+            warnings.warn(
+                f"{translation}: {n_translations - n_matched} of {n_translations} translations "
+                f"match no sentence of {source} by pair key: they train as unpaired examples "
+                "(no translation contrastive loss)"
+            )
 
 
 @registry.batchers("spacy_concner.pair_batcher.v2")

@@ -3,17 +3,21 @@ alpha * CE + beta * (LCL + TCL) (ConCNER eq. 8), or with the distillation loss (
 on Docs whose reference carries a teacher's label distributions."""
 import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import SimpleFrozenList, resolve_dot_names
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
+from .checksums import check_intact, write_checksums
+from .config_errors import config_error
 from .losses import (
     ConcnerLoss,
     DistillationLoss,
@@ -167,9 +171,52 @@ class ConcNER(TrainablePipe):
         if labels is None:
             labels = sorted({label for eg in get_examples() for label in entity_types(eg)})
         self.cfg["labels"] = sorted(labels)
+        if nlp is not None:
+            self._warn_types_missing_from_dev(nlp)
         self.model.get_ref("output_layer").set_dim("nO", len(self.tags))
-        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        # empty Docs give the encoder nothing to show the model its input width
+        doc_sample = list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
+        if not doc_sample:
+            train = nlp.config.get("paths", {}).get("train") if nlp is not None else None
+            raise config_error(
+                f"{train or 'The training corpus'} has no words: all its Docs are empty",
+                "Check paths.train: a DocBin of sentences, e.g. made by `python -m spacy_concner convert`.",
+            )
         self.model.initialize(X=doc_sample)
+
+    def _warn_types_missing_from_dev(self, nlp: Language) -> None:
+        """Warn about the entity types learnt that the dev corpus of the training config
+        lacks: the dev score, which chooses model-best, cannot see them."""
+        found = dev_corpus_types(nlp)
+        if found is None:
+            return
+        path, dev_types = found
+        missing = [label for label in self.labels if label not in dev_types]
+        if missing:
+            warnings.warn(
+                f"'{self.name}' learns {', '.join(missing)} from the training data, but the dev "
+                f"corpus {path} has no such entities: the dev score, which chooses model-best, "
+                "ignores them. Use a dev set with the same entity types."
+            )
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+        """TrainablePipe.to_disk, then a checksum manifest of the component's files.
+
+        The component writes the manifest, not a `[training] before_to_disk` callback:
+        that callback runs before spaCy writes (model-last; model-best is a copy of it),
+        and the component's own folder is the one place every save of a pipeline with a
+        concner component passes through (spacy train, nlp.to_disk, packages). from_disk
+        checks it before unpacking, so `spacy.load` names a damaged file."""
+        super().to_disk(path, exclude=exclude)
+        write_checksums(Path(path))
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> "ConcNER":
+        """TrainablePipe.from_disk, after checking the files against the manifest that
+        to_disk wrote (pipelines saved without one load unchecked)."""
+        check_intact(Path(path), f"the '{self.name}' component")
+        return super().from_disk(path, exclude=exclude)
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
         """The label distribution of every token, one array per Doc."""
@@ -282,6 +329,22 @@ class ConcNER(TrainablePipe):
                 "gold_preproc = true in the training corpus."
             )
         return self.model.ops.asarray2f(stored["probs"])
+
+
+def dev_corpus_types(nlp: Language) -> Optional[Tuple[str, Set[str]]]:
+    """The path and entity types of the dev corpus named by the pipeline's training
+    config (training.dev_corpus), read as `spacy train` reads it; None when the config
+    has no dev corpus to read (a pipeline initialised outside `spacy train`)."""
+    config = nlp.config.interpolate()
+    dot_name = config.get("training", {}).get("dev_corpus")
+    if not dot_name:
+        return None
+    try:
+        (corpus,) = resolve_dot_names(config, [dot_name])
+    except ValueError:  # spaCy's "Corpus path can't be None", a missing section
+        return None
+    types = {ent.label_ for eg in corpus(nlp) for ent in eg.reference.ents}
+    return str(getattr(corpus, "path", dot_name)), types
 
 
 def entity_types(eg: Example) -> List[str]:

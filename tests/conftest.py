@@ -22,6 +22,11 @@ TEMPLATES = [
 ]
 
 
+def said(result) -> str:
+    """A CLI run's output with whitespace runs as one space: wasabi wraps long messages."""
+    return " ".join(result.output.split())
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The benchmark data folder: $SPACY_CONCNER_DATA, default ../shared/data next to the repo."""
@@ -72,6 +77,49 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(out)
     return out
+
+
+TAGGER_ON_TRANSFORMER = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "tagger"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.tagger]
+factory = "tagger"
+
+[components.tagger.model]
+@architectures = "spacy.Tagger.v2"
+
+[components.tagger.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+
+[components.tagger.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def tagger_on_transformer(architecture: str, **settings):
+    """A transformer + tagger pipeline (not initialised) whose transformer model is the
+    registered `architecture` with these settings (name = the encoder, ...)."""
+    import spacy
+    from thinc.api import Config
+
+    config = Config().from_str(TAGGER_ON_TRANSFORMER)
+    config["components"]["transformer"]["model"].update({"@architectures": architecture, **settings})
+    return spacy.util.load_model_from_config(config, auto_fill=True)
 
 
 def tiny_encoder(tiny_bert_dir) -> dict:

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
@@ -14,9 +14,14 @@ from spacy_concner.corpora import (
     normalise_iob,
     read_docs,
     read_sentences,
+    read_unlabelled,
     sample_sentences,
+    sniff_format,
+    words_only,
 )
 from spacy_concner.pairs import PAIR_KEY
+
+from conftest import said
 
 CONLL2003 = """\
 -DOCSTART- -X- O O
@@ -47,6 +52,7 @@ zwijgt V O
 Jan N B-PER
 """
 WIKIANN = "R.H.\tB-ORG\nSaunders\tI-ORG\nat:1994\tO\n\nBerlin\tB-LOC\n"
+SENTENCES = [f"Anna{i} wohnt in Lima{i} ." for i in range(10)]
 
 
 def write(path, text, compress=False):
@@ -57,6 +63,10 @@ def write(path, text, compress=False):
 
 def ents(doc):
     return [(ent.text, ent.label_) for ent in doc.ents]
+
+
+def sentences(docs):
+    return [" ".join(token.text for token in doc) for doc in docs]
 
 
 @pytest.mark.parametrize(
@@ -180,7 +190,7 @@ def test_convert_cli_writes_docbin_and_counts(tmp_path):
     output = tmp_path / "out" / "eng.spacy"
     result = CliRunner().invoke(app, ["convert", str(source), str(output), "--lang", "en"])
     assert result.exit_code == 0, result.output
-    assert "3 sentences, 5 entities (LOC 1, MISC 1, ORG 1, PER 2)" in result.output
+    assert "3 sentences, 5 entities (LOC 1, MISC 1, ORG 1, PER 2)" in said(result)
     docs = list(DocBin().from_disk(output).get_docs(Vocab()))
     assert [ents(doc) for doc in docs] == [ents(doc) for doc in read_docs(source, Vocab())]
     assert docs[2].user_data[PAIR_KEY] == "eng.tiny:2"
@@ -192,7 +202,7 @@ def test_convert_cli_sample_without_labels(tmp_path):
     args = ["convert", str(many_sentences(tmp_path)), str(output), "--n-sents", "7", "--no-labels"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "7 sentences, 0 entities" in result.output
+    assert "7 sentences, 0 entities" in said(result)
     docs = list(DocBin().from_disk(output).get_docs(Vocab()))
     assert len(docs) == 7 and not any(doc.has_annotation("ENT_IOB") for doc in docs)
 
@@ -202,8 +212,58 @@ def test_convert_cli_reports_bad_input(tmp_path):
     args = ["convert", str(tmp_path / "bad.txt"), str(tmp_path / "x.spacy")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
-    assert "bad.txt:2: 2 columns" in result.output
+    assert "bad.txt:2: 2 columns" in said(result)
     assert not (tmp_path / "x.spacy").exists()
+
+
+def test_reads_unlabelled_text_conll_and_docbin(tmp_path):
+    vocab = Vocab()
+    text_file = tmp_path / "de.txt"
+    text_file.write_text("\n".join(SENTENCES[:5]) + "\n\n" + "\n".join(SENTENCES[5:]) + "\n", encoding="utf8")
+    from_text = read_unlabelled(text_file, vocab)
+    assert sentences(from_text) == SENTENCES
+    assert from_text[5].user_data[PAIR_KEY] == "de.txt:6"  # line 7, after a blank line
+    conll = tmp_path / "test-de.tsv.gz"
+    with gzip.open(conll, "wt", encoding="utf8") as file:
+        file.write("".join(f"{w}\tO\n" for w in SENTENCES[0].split()) + "\nAnna\tB-PER\n")
+    from_conll = read_unlabelled(conll, vocab)
+    assert sentences(from_conll) == [SENTENCES[0], "Anna"]
+    assert not any(doc.has_annotation("ENT_IOB") for doc in from_conll)  # labels ignored
+    docbin = tmp_path / "de.spacy"
+    labelled = Doc(vocab, words=["Anna", "wohnt", "hier"], sent_starts=[True, False, True])
+    labelled.ents = [labelled.char_span(0, 4, "PER")]
+    labelled.user_data[PAIR_KEY] = "x:1"
+    DocBin(docs=[labelled], store_user_data=True).to_disk(docbin)
+    (doc,) = read_unlabelled(docbin, vocab)
+    assert doc.text == labelled.text and doc.user_data[PAIR_KEY] == "x:1"
+    assert not doc.has_annotation("ENT_IOB") and not doc.has_annotation("SENT_START")
+
+
+def test_words_only_keeps_words_and_spaces_and_nothing_else():
+    doc = Doc(Vocab(), words=["Anna", "wohnt", "hier", "."], spaces=[True, True, False, False],
+              sent_starts=[True, False, False, False])
+    doc.ents = [doc.char_span(0, 4, "PER")]
+    doc.user_data[PAIR_KEY] = "x:1"
+    other_vocab = Vocab()
+    copy = words_only(doc, other_vocab)
+    assert copy.text == "Anna wohnt hier." and copy.vocab is other_vocab
+    assert not copy.has_annotation("ENT_IOB") and not copy.has_annotation("SENT_START")
+    assert not copy.user_data and words_only(doc).vocab is doc.vocab
+
+
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["Anna\tB-PER", "wohnt\tO"], "wikiann"),
+        (["Anna NNP B-PER", "lives VBZ O"], "conll2002"),
+        (["Anna lives in Paris .", "he said O"], "text"),  # one CoNLL-looking line is not enough
+        (["der Mann O"], "conll2002"),
+    ],
+)
+def test_sniff_format(tmp_path, lines, expected):
+    path = tmp_path / "input.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    assert sniff_format(path) == expected
 
 
 # Published sentence / entity counts (CoNLL-2002 and -2003 shared task papers).
@@ -262,3 +322,44 @@ def test_real_wikiann_train(shared_data_dir, lang):
     assert all(n > 0.25 * sum(counts.values()) for n in counts.values())
     # the XTREME files here carry no `lang:` word prefix
     assert not any(doc[0].text.startswith(f"{lang}:") for doc in docs)
+
+
+def damaged_gzip(path):
+    """A valid gzip header followed by damaged deflate data."""
+    data = bytearray(gzip.compress("".join(f"w{i} NN O\n" for i in range(2000)).encode()))
+    data[40:48] = bytes(b ^ 0xFF for b in data[40:48])
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", ["damaged gzip", "output is a folder"])
+def test_convert_refuses_in_one_message_and_writes_nothing(tmp_path, case):
+    """Regression: a zlib.error and an IsADirectoryError traceback."""
+    if case == "damaged gzip":
+        source, output = damaged_gzip(tmp_path / "eng.train.gz"), tmp_path / "out.spacy"
+        expected = f"{source}: cannot read"
+    else:
+        source, output = write(tmp_path / "eng.tiny", CONLL2003), tmp_path / "corpus"
+        output.mkdir()
+        expected = f"{output} is a folder, not a file"
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["convert", str(source), str(output)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert expected in said(result) and sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \n\n"], ids=["empty", "blank"])
+def test_convert_with_a_format_refuses_an_empty_file(tmp_path, content):
+    """Regression: with --format, an empty or blank file gave an empty DocBin."""
+    (tmp_path / "empty.txt").write_bytes(content)
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "empty.txt"), str(tmp_path / "x.spacy"), "--format", "conll2003"])
+    assert result.exit_code == 1 and f"{tmp_path / 'empty.txt'}: no sentences (the file is empty or blank)" in said(result)
+    assert not (tmp_path / "x.spacy").exists()
+
+
+def test_convert_says_when_the_sample_is_larger_than_the_corpus(tmp_path):
+    """Regression: --n-sents 9 of a 5-sentence file gave 5 sentences without a word."""
+    source = many_sentences(tmp_path, n=5)
+    result = CliRunner().invoke(app, ["convert", str(source), str(tmp_path / "x.spacy"), "--n-sents", "9"])
+    assert result.exit_code == 0
+    assert f"--n-sents 9 is more than the 5 sentences read from {source}: all are kept" in said(result)

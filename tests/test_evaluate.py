@@ -4,21 +4,23 @@ import shutil
 
 import pytest
 import spacy
-import typer
 from spacy.tokens import Doc, DocBin, Span
 from typer.testing import CliRunner
 
 from spacy_concner.cli import app
 from spacy_concner.evaluate import (
+    EvaluateError,
     bar_layout,
     iob2_tags,
     load_records,
-    markdown_table,
+    results_table,
     default_system,
     parse_test_arg,
     plot_f1,
     score_tags,
 )
+
+from conftest import said
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -93,9 +95,9 @@ def test_iob2_tags_marks_each_entity_start():
 
 def test_parse_test_arg(test_file):
     assert parse_test_arg(f"es={test_file}") == ("es", test_file)
-    with pytest.raises(typer.BadParameter, match="LANG=PATH"):
+    with pytest.raises(EvaluateError, match="LANG=PATH"):
         parse_test_arg(str(test_file))
-    with pytest.raises(typer.BadParameter, match="no such file"):
+    with pytest.raises(EvaluateError, match="no such file"):
         parse_test_arg("es=missing.spacy")
 
 
@@ -173,16 +175,16 @@ def test_evaluate_rejects_unlabelled_file(model_dir, tmp_path):
     path = tmp_path / "raw.spacy"
     DocBin(docs=[Doc(spacy.blank("xx").vocab, words=["Ana", "vive"])]).to_disk(path)
     result = CliRunner().invoke(app, ["evaluate", str(model_dir), f"es={path}"])
-    assert result.exit_code != 0
-    assert "no gold entities" in result.output
+    assert result.exit_code == 1
+    assert "no gold entities" in said(result)
 
 
-def test_markdown_table_has_a_column_per_type():
+def test_results_table_has_a_column_per_type():
     record = {"system": "s", "lang": "de", "precision": 50, "recall": 40, "f1": 44.444,
               "per_type": {"PER": {"f1": 50.0}}, "n_sents": 4, "n_gold_entities": 5,
               "words_per_second": 1234.4}
     other = {**record, "lang": "es", "per_type": {"MISC": {"f1": 10.0}}}
-    lines = markdown_table([record, other]).splitlines()
+    lines = results_table([record, other]).splitlines()
     assert lines[0].startswith("| system | lang | P | R | F1 | F1 MISC | F1 PER |")
     assert lines[2] == "| s | de | 50.00 | 40.00 | 44.44 | – | 50.00 | 4 | 5 | 1234 |"
 
@@ -226,3 +228,26 @@ def test_load_records_rejects_other_json(tmp_path):
     path.write_text(json.dumps({"f1": 3}))
     with pytest.raises(ValueError, match="list of records"):
         load_records([path])
+
+
+@pytest.mark.parametrize("command", ["evaluate", "plot"])
+def test_cli_errors_are_one_message_and_exit_code_1(model_dir, tmp_path, command):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"f1": 3}))
+    args = [str(model_dir), "es=missing.spacy"] if command == "evaluate" else [str(other)]
+    result = CliRunner().invoke(app, [command, *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("no such file missing.spacy" if command == "evaluate" else "list of records") in said(result)
+
+
+def test_gold_types_the_model_cannot_predict_are_named(model_dir, tmp_path):
+    """Regression: CoNLL's MISC scored against a model without MISC came out as F1 0
+    for MISC without a word."""
+    vocab = spacy.blank("xx").vocab
+    doc = Doc(vocab, words="Ana vio la Eurocopa".split())
+    doc.ents = [Span(doc, 0, 1, "PER"), Span(doc, 3, 4, "MISC")]
+    path = tmp_path / "test.spacy"
+    DocBin(docs=[doc]).to_disk(path)
+    result = CliRunner().invoke(app, ["evaluate", str(model_dir), f"es={path}"])
+    assert result.exit_code == 0, result.output
+    assert "cannot predict MISC (1 of the 2 gold entities), which count as missed; it knows LOC, ORG, PER" in said(result)

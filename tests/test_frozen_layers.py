@@ -6,52 +6,18 @@ import pytest
 import spacy
 import torch
 from spacy.training import Example
-from thinc.api import Config
 from transformers import AutoModel, AutoTokenizer
 
 from spacy_concner.frozen_layers import LowerLayerCache, attach
 
+from conftest import tagger_on_transformer
+
 SENTENCES = ["anna lives in paris .", "boris flew to lagos yesterday .", "oslo ."]
 
-CONFIG = """
-[nlp]
-lang = "en"
-pipeline = ["transformer", "tagger"]
-
-[components]
-
-[components.transformer]
-factory = "transformer"
-
-[components.transformer.model]
-@architectures = "spacy_concner.TransformerModel.v2"
-name = "{name}"
-frozen_layers = {frozen}
-cache_mb = {cache_mb}
-
-[components.transformer.model.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
-window = 128
-stride = 96
-
-[components.tagger]
-factory = "tagger"
-
-[components.tagger.model]
-@architectures = "spacy.Tagger.v2"
-
-[components.tagger.model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-
-[components.tagger.model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-"""
-
-
 def make_nlp(name, frozen: int, cache_mb: float = 64):
-    config = Config().from_str(CONFIG.format(name=name, frozen=frozen, cache_mb=cache_mb))
-    return spacy.util.load_model_from_config(config, auto_fill=True)
+    return tagger_on_transformer(
+        "spacy_concner.TransformerModel.v2", name=str(name), frozen_layers=frozen, cache_mb=cache_mb
+    )
 
 
 def tagged_examples(nlp):

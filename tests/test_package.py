@@ -2,9 +2,10 @@
 with spacy.load in a fresh virtual environment."""
 import json
 import os
+import shutil
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from pathlib import Path
 
 import numpy
 import pytest
@@ -13,13 +14,15 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config
 from typer.testing import CliRunner
 
+from spacy_concner.checksums import check_intact, read_checksums
 from spacy_concner.cli import app
 from spacy_concner.package import PackageError, package_model, plugin_requirements
 
 from test_pipeline import CONFIGS
-from conftest import tiny_encoder
+from conftest import said, tiny_encoder
 
 SENTENCE = "yesterday Elena flew to Quito ."
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +65,55 @@ def test_package_folder_carries_meta_and_model_card(wheel):
     assert 'spacy.load("xx_concner_test")' in card
     assert "| concner | test | test.spacy | 60.50 | 62.00 | 61.25 | 812 |" in card
     assert "Entity types: LOC, PER" in card and "MIT" in card and "CC BY-SA" in card
+    # the package imports the plugin, entry points installed or not
+    assert "from . import concner_plugin" in (package_dir / "xx_concner_test" / "__init__.py").read_text()
+
+
+def test_package_files_are_listed_in_its_checksum_manifest(wheel):
+    data = wheel.parents[1] / "xx_concner_test" / "xx_concner_test-0.0.1"
+    listed = read_checksums(data)
+    assert {"meta.json", "README.md", "transformer/model", "concner/model", "vocab/strings.json"} <= set(listed)
+    check_intact(data, "the package")
+
+
+def test_a_damaged_pipeline_is_not_packaged(student_dir, tmp_path):
+    damaged = tmp_path / "model-best"
+    shutil.copytree(student_dir, damaged)
+    (damaged / "concner" / "model").write_bytes(b"")
+    result = CliRunner().invoke(app, ["package", str(damaged), str(tmp_path / "out"), "--lang", "de"])
+    assert result.exit_code == 1 and f"{damaged / 'concner' / 'model'} is damaged" in said(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_build_leaves_no_partial_package(student_dir, tmp_path, monkeypatch):
+    from spacy_concner import package
+
+    older = tmp_path / "xx_concner_test-0.0.1"
+    older.mkdir()
+    (older / "setup.py").write_text("# an earlier build")
+
+    def failing_build(package_dir):
+        raise PackageError("building the wheel failed")
+
+    monkeypatch.setattr(package, "build_wheel", failing_build)
+    with pytest.raises(PackageError):
+        package_model(student_dir, tmp_path, "test", version="0.0.1")
+    assert [p.name for p in tmp_path.iterdir()] == [older.name]
+    assert [p.name for p in older.iterdir()] == ["setup.py"]
 
 
 def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
     with pytest.raises(PackageError, match="identifier"):
         package_model(student_dir, tmp_path, "pt-br")
     result = CliRunner().invoke(app, ["package", str(tmp_path), str(tmp_path / "out"), "--lang", "de"])
-    assert result.exit_code == 1 and "not a trained pipeline folder" in result.output
+    assert result.exit_code == 1 and "not a trained pipeline folder" in said(result)
 
 
 def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
     """Integration test (tens of seconds, mostly importing torch): install the wheel
-    with no dependencies into a new venv that sees the system packages (spaCy, torch,
-    the plugin installed with pip install -e), then spacy.load it by name from another
-    folder, the training folder gone."""
-    if not any(ep.name == "concner" for ep in entry_points(group="spacy_factories")):
-        pytest.skip("spacy-concner is not pip-installed (pip install -e .): no entry points")
+    with no dependencies into a new venv that sees the system packages (spaCy, torch),
+    then spacy.load it by name from another folder, the training folder gone. The
+    plugin is this source tree, on the path: installed or not, the package imports it."""
     original = spacy.load(student_dir)
     expected_probs = original.get_pipe("concner").predict([original(SENTENCE)])[0]
     for path in sorted(student_dir.rglob("*"), reverse=True):
@@ -90,12 +126,13 @@ def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script = (
-        "import json, spacy; nlp = spacy.load('xx_concner_test'); doc = nlp(%r); "
+        "import json, spacy; from spacy_concner.checksums import check_intact; "
+        "nlp = spacy.load('xx_concner_test'); check_intact(nlp.path, 'the package'); doc = nlp(%r); "
         "probs = nlp.get_pipe('concner').predict([doc])[0].tolist(); "
         "print(json.dumps({'path': str(nlp.path), 'pipes': nlp.pipe_names, 'probs': probs, "
         "'ents': [(e.text, e.label_) for e in doc.ents]}))" % SENTENCE
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run([python, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     loaded = json.loads(run.stdout.strip().splitlines()[-1])

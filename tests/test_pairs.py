@@ -2,7 +2,8 @@ import random
 
 import pytest
 import spacy
-from spacy.tokens import Doc
+from confection import ConfigValidationError
+from spacy.tokens import Doc, DocBin
 
 from spacy_concner.pairs import (
     PAIR_KEY,
@@ -123,3 +124,32 @@ def test_paired_corpus_needs_a_source():
 def test_paired_corpus_without_translation(paired_docbins):
     corpus = PairedCorpus(paired_docbins["source"], None, False, 0, 0)
     assert len(list(corpus(spacy.blank("xx")))) == 24
+
+
+def keyed_docbin(path, keys):
+    vocab = spacy.blank("xx").vocab
+    DocBin(docs=[keyed_doc(vocab, key, "Anna lebt") for key in keys], store_user_data=True).to_disk(path)
+    return path
+
+
+def test_a_translation_file_of_other_sentences_is_refused(tmp_path):
+    """Regression: a test set passed as paths.translation trained without a word, its
+    sentences as labelled examples of their own and TCL off."""
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(10)])
+    wrong = keyed_docbin(tmp_path / "test.spacy", [f"test:{i}" for i in range(8)] + ["train:1", "train:2"])
+    with pytest.raises(ConfigValidationError) as error:
+        list(PairedCorpus(source, wrong, False, 0, 0)(spacy.blank("xx")))
+    message = str(error.value)
+    assert f"{wrong}: 2 of 10 translations match a sentence of {source}" in message
+    assert "paths.translation" in message
+
+
+def test_unmatched_translations_are_counted_and_warned_about(tmp_path, capsys):
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(10)])
+    translation = keyed_docbin(tmp_path / "trans.spacy", [f"train:{i}" for i in range(9)] + ["other:0"])
+    corpus = PairedCorpus(source, translation, False, 0, 0)
+    with pytest.warns(UserWarning, match=r"trans\.spacy: 1 of 10 translations match no sentence"):
+        assert len(list(corpus(spacy.blank("xx")))) == 20
+    assert "9 of 10 translations in" in " ".join(capsys.readouterr().out.split())
+    list(corpus(spacy.blank("xx")))  # said once, not at every epoch
+    assert "translations in" not in capsys.readouterr().out

@@ -40,13 +40,3 @@ def test_pair_based_translators_need_a_pair(name):
 def test_a_setting_the_translator_does_not_take_is_named():
     with pytest.raises(ValueError, match="unexpected keyword argument 'model'.*its settings: pair, cache_dir"):
         get_translator("lexicon", pair="eng-deu", model="x")
-
-
-def test_builtins_are_declared_as_entry_points():
-    from importlib.metadata import entry_points
-
-    declared = {ep.name: ep.value for ep in entry_points(group="spacy_concner_translators")}
-    if not declared:
-        pytest.skip("spacy-concner is not pip-installed")
-    assert declared["apertium.v1"] == "spacy_concner.translate.apertium:make_apertium"
-    assert {"lexicon.v1", "hf_seq2seq.v1"} <= set(declared)

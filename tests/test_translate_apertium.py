@@ -10,11 +10,14 @@ from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
 from spacy_concner.cli import app
-
 from spacy_concner.corpora import read_docs
+from spacy_concner.files import read_docbin, write_docbin
 from spacy_concner.pairs import PAIR_KEY
-from spacy_concner.translate import BackendMissing, get_translator
-from spacy_concner.translate.apertium import MODES_DIR
+from spacy_concner.translate import BackendMissing, apertium, get_translator
+from spacy_concner.translate.apertium import MODES_DIR, missing_mode
+from spacy_concner.translate.cli import translate_docbin
+
+from conftest import said
 
 needs_apertium = pytest.mark.skipif(
     shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "eng-spa.mode").exists(),
@@ -65,6 +68,39 @@ def test_apertium_entity_survives_reordering():
     assert [(e.text, e.label_) for e in result.doc.ents] == [("Comisión europea", "ORG")]
 
 
+@needs_apertium
+def test_a_resumed_translation_is_the_uninterrupted_one(tmp_path):
+    """Apertium carries state from sentence to sentence: after the first sentence's
+    unbalanced '', a pipeline that went on to the next chunk gave "Pasilloderaíl de
+    velocidad alta" for the second, a resumed run's new pipeline "Alto-pasillo de raíl
+    de la velocidad"."""
+    docs = [keyed_doc("The song is included in the album Yanni Voces '' .", [(7, 9, "ORG")]),
+            keyed_doc("Mumbai–Ahmedabad high-speed rail corridor", [(0, 4, "ORG")])]
+    docs[1].user_data[PAIR_KEY] = "test:1"
+    source = tmp_path / "en.spacy"
+    write_docbin(docs, source)
+
+    def translate(output, translator):
+        translate_docbin(source, output, translator, {"translator": "apertium"}, None, 1, tmp_path / "report.json")
+        return [doc.text for doc in read_docbin(output, Vocab())]
+
+    class StopsAtTheSecondChunk:
+        def __init__(self):
+            self.apertium = get_translator("apertium", pair="eng-spa")
+            self.lang, self.calls = self.apertium.lang, 0
+
+        def __call__(self, chunk):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.apertium(chunk)
+
+    uninterrupted = translate(tmp_path / "whole.spacy", get_translator("apertium", pair="eng-spa"))
+    with pytest.raises(KeyboardInterrupt):
+        translate(tmp_path / "resumed.spacy", StopsAtTheSecondChunk())
+    assert translate(tmp_path / "resumed.spacy", get_translator("apertium", pair="eng-spa")) == uninterrupted
+
+
 def keyed_doc(text, ents):
     from spacy.tokens import Doc, Span
 
@@ -106,7 +142,7 @@ def failing_wblank_mode(tmp_path, monkeypatch):
 
 def test_a_failing_wblank_mode_names_the_mode_and_what_to_do(tmp_path, failing_wblank_mode):
     (tmp_path / "eng-deu.mode").write_text("cat\n")
-    with pytest.raises(BackendMissing, match="'eng-deu'.*cannot read the mode.*reinstall apertium and apertium-eng-deu"):
+    with pytest.raises(BackendMissing, match="'eng-deu'.*cannot read the mode.*reinstall apertium and the package that installed .*eng-deu.mode"):
         get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path))
 
 
@@ -123,12 +159,23 @@ def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wbl
     DocBin(docs=[keyed_doc("Peter sleeps", [(0, 1, "PER")])], store_user_data=True).to_disk(source)
     result = CliRunner().invoke(app, ["translate", str(source), str(tmp_path / "es.spacy"), "--pair", "eng-spa"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert "Apertium mode 'eng-spa'" in result.output and "reinstall" in result.output
+    assert "Apertium mode 'eng-spa'" in said(result) and "reinstall" in said(result)
 
 
-def test_missing_mode_names_the_package(tmp_path):
-    with pytest.raises(BackendMissing, match="apt-get install apertium-eng-xyz"):
-        get_translator("apertium", pair="eng-xyz", modes_dir=str(tmp_path))
+@pytest.mark.parametrize("pair,index,expected", [
+    ("eng-cat", ["apertium-eng-cat", "apertium-en-es"], ": apt-get install apertium-eng-cat"),
+    ("spa-eng_US", ["apertium-eng-spa"], ": apt-get install apertium-eng-spa"),  # the package of both directions
+    ("eng-fra", ["apertium-eng-cat", "apertium-en-es", "apertium-fr-es"],
+     "; the distribution has no package of it, these have eng: apertium-eng-cat, apertium-en-es "
+     "(apt-get install one, then pass one of its modes as --pair)"),
+    ("deu-eng", ["apertium-eng-cat"], "; the distribution has no Apertium package with deu: use another --translator"),
+    ("eng-fra", None, ": find a package with `apt-cache search apertium eng-fra`"),
+])
+def test_a_missing_mode_suggests_only_packages_the_distribution_has(tmp_path, monkeypatch, pair, index, expected):
+    monkeypatch.setattr(apertium, "distribution_packages", lambda: index)
+    (tmp_path / "eng-spa.mode").write_text("cat\n")
+    message = str(missing_mode(pair, tmp_path))
+    assert message == f"No Apertium mode {pair!r} in {tmp_path} (installed: eng-spa){expected}"
 
 
 @needs_apertium

@@ -1,10 +1,14 @@
 """Apertium backend: rule-based MT with word-bound blanks carrying the entities.
 
-One Apertium pipeline runs for the whole corpus in null-flush mode (a NUL after each
-input, the output flushed and terminated by a NUL): ~150x faster than a process per
-sentence. A pipeline that dies or hangs is restarted and its batch retried sentence by
-sentence, so a failing sentence is reported alone. The mode is first tried on one word,
-so that a broken installation is reported at once, with Apertium's error.
+One Apertium pipeline runs in null-flush mode (a NUL after each input, the output flushed
+and terminated by a NUL) for all the Docs of a call, i.e. of one resumable chunk of
+`translate`: ~150x faster than a process per sentence. Each call starts a fresh one,
+because Apertium carries state from sentence to sentence (after an unbalanced `''`,
+"high-speed rail corridor" comes out differently): a chunk's translation then depends on
+its Docs only, and a resumed run is byte-identical to an uninterrupted one. A pipeline
+that dies or hangs is restarted and its batch retried sentence by sentence, so a failing
+sentence is reported alone. The mode is first tried on one word, so that a broken
+installation is reported at once, with Apertium's error.
 """
 import os
 from collections import Counter
@@ -13,7 +17,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Iterable, Iterator, List, Union
+from typing import Iterable, Iterator, List, Optional, Union
 
 import spacy
 from spacy.tokens import Doc
@@ -22,7 +26,7 @@ from spacy.util import minibatch
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, translators
 from .markers import WordBlankCodec, merge_pieces
-from .text import source_parts, target_doc, target_lang
+from .text import ISO639_1, source_parts, target_doc, target_lang
 
 MODES_DIR = "/usr/share/apertium/modes"
 _END_OF_SENTENCE = "[][\n]"  # what apertium-destxt puts at a line end: flushes the lookahead
@@ -102,11 +106,61 @@ def null_flush_script(mode_file: Path, timeout: float) -> str:
 
 def broken_mode(mode_file: Path, detail: str) -> BackendMissing:
     pair = mode_file.stem
+    package = providing_package(mode_file)
+    reinstall = (
+        f"reinstall apertium and {package} (apt-get install --reinstall apertium {package})"
+        if package else f"reinstall apertium and the package that installed {mode_file}"
+    )
     return BackendMissing(
         f"The Apertium mode {pair!r} ({mode_file}) does not run: {' '.join(detail.split()).rstrip('.')}. "
-        f"Check that `echo house | apertium {pair}` works; if not, reinstall apertium and "
-        f"apertium-{pair} (apt-get install --reinstall apertium apertium-{pair})"
+        f"Check that `echo house | apertium {pair}` works; if not, {reinstall}"
     )
+
+
+def missing_mode(pair: str, modes_dir: Path) -> BackendMissing:
+    """What to install for a mode that is not installed: a package of the distribution
+    that has it (apertium-eng-spa has eng-spa and spa-eng), else the packages that have
+    the pair's source language, else how to search for one."""
+    installed = sorted(p.stem for p in Path(modes_dir).glob("*.mode"))
+    head = f"No Apertium mode {pair!r} in {modes_dir} (installed: {', '.join(installed) or 'none'})"
+    known = distribution_packages()
+    if known is None:
+        return BackendMissing(f"{head}: find a package with `apt-cache search apertium {pair}`")
+    languages = [code.split("_")[0] for code in pair.split("-")]
+    for package in (f"apertium-{'-'.join(languages)}", f"apertium-{'-'.join(languages[::-1])}"):
+        if package in known:
+            return BackendMissing(f"{head}: apt-get install {package}")
+    codes = {languages[0], ISO639_1.get(languages[0], languages[0])}
+    with_source = [name for name in known if codes & set(name.split("-")[1:])]
+    if not with_source:
+        return BackendMissing(f"{head}; the distribution has no Apertium package with {languages[0]}: use another --translator")
+    return BackendMissing(
+        f"{head}; the distribution has no package of it, these have {languages[0]}: "
+        f"{', '.join(with_source)} (apt-get install one, then pass one of its modes as --pair)"
+    )
+
+
+def distribution_packages() -> Optional[List[str]]:
+    """The apertium-* packages the system's package index has (installable or installed),
+    or None when it cannot say (no apt-cache, or an index never updated)."""
+    if shutil.which("apt-cache") is None:
+        return None
+    try:
+        listing = subprocess.run(
+            ["apt-cache", "pkgnames", "apertium-"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sorted(listing.split()) or None
+
+
+def providing_package(mode_file: Path) -> Optional[str]:
+    """The installed package that holds the mode file (dpkg -S), or None."""
+    try:
+        found = subprocess.run(["dpkg", "-S", str(mode_file)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found.stdout.split(":", 1)[0] if found.returncode == 0 and found.stdout else None
 
 
 class Apertium:
@@ -115,11 +169,7 @@ class Apertium:
             raise BackendMissing("Apertium is not installed: apt-get install apertium")
         mode_file = Path(modes_dir) / f"{pair}.mode"
         if not mode_file.exists():
-            installed = sorted(p.stem for p in Path(modes_dir).glob("*.mode"))
-            raise BackendMissing(
-                f"No Apertium mode {pair!r} in {modes_dir} (installed: {', '.join(installed) or 'none'}): "
-                f"apt-get install apertium-{pair}"
-            )
+            raise missing_mode(pair, Path(modes_dir))
         self.lang = target_lang(pair)
         self.nlp = spacy.blank(self.lang)
         self.codec = WordBlankCodec()
@@ -127,6 +177,8 @@ class Apertium:
         self.batch_size = batch_size
 
     def __call__(self, docs: Iterable[Doc]) -> Iterator[Translation]:
+        """The Docs' translations, from a fresh pipeline (see the module's docstring)."""
+        self.process.stop()
         for batch in minibatch(docs, self.batch_size):
             inputs = [self.codec.encode(*source_parts(doc)) for doc in batch]
             for doc, output in zip(batch, self._translate(inputs)):

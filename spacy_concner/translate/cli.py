@@ -1,21 +1,22 @@
 """The `translate` command: a DocBin of English Docs -> a DocBin of their translations.
 
-Work goes in chunks, each written atomically under OUTPUT.parts/, so that an interrupted
-run resumes where it stopped; the final DocBin and a JSON report are written at the end.
+Work goes in chunks (files.ChunkedJob: OUTPUT.parts/ holds each chunk's DocBin and its
+statistics), so that an interrupted run resumes where it stopped; the JSON report and the
+final DocBin are written at the end.
 """
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import typer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from tqdm import tqdm
+from wasabi import msg
 
-from ..files import read_docbin, write_atomic
+from ..files import ChunkedJob, OutputPathError, check_output_file, read_docbin, write_atomic, write_docbin
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, Translator, get_translator, translate_docs
 
@@ -35,20 +36,17 @@ def translate_cli(
     """Translate English Docs, projecting their entities; resumes an interrupted run."""
     options = {"pair": pair, "model": str(model) if model else None, "lang": lang, "cache_dir": str(cache_dir) if cache_dir else None}
     config = {key: value for key, value in options.items() if value is not None}
+    report = report or output.with_suffix(".json")
     try:
+        for path in (output, report):
+            check_output_file(path)
         backend = get_translator(translator, **config)
-    except (BackendMissing, ValueError, FileNotFoundError) as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
-    try:
         summary = translate_docbin(
-            source, output, backend, {"translator": translator, **config}, split_chars, chunk_size,
-            report or output.with_suffix(".json"),
+            source, output, backend, {"translator": translator, **config}, split_chars, chunk_size, report
         )
-    except ValueError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
-    typer.echo(
+    except (BackendMissing, ValueError, FileNotFoundError, OutputPathError) as error:
+        msg.fail(str(error), exits=1)
+    msg.good(
         f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "
         f"{summary['entity_survival']['total']:.1%}, {summary['sentences_per_second']:.0f} sentences/s"
     )
@@ -58,26 +56,21 @@ def translate_docbin(
     source: Path, output: Path, translator: Translator, config: Dict, split_chars: Optional[bool],
     chunk_size: int, report_path: Path,
 ) -> Dict:
-    """Translate in chunks (reusing finished ones), then write the DocBin and the report."""
+    """Translate in chunks (reusing finished ones), then write the report and the DocBin."""
     docs = read_sources(source)
-    parts = _parts_dir(source, output, config, split_chars, chunk_size)
+    job = ChunkedJob(output, job_fingerprint(source, config, split_chars, chunk_size), done_suffix=".json")
+    job.start()
     chunk_stats = []
     with tqdm(total=len(docs), unit="sent", desc="translate") as progress:
         for index, start in enumerate(range(0, len(docs), chunk_size)):
             chunk = docs[start : start + chunk_size]
-            stats_path = parts / f"chunk-{index:05d}.json"
-            if not stats_path.exists():
-                _translate_chunk(translator, chunk, split_chars, parts / f"chunk-{index:05d}.spacy", stats_path)
-            chunk_stats.append(json.loads(stats_path.read_text(encoding="utf8")))
+            if not job.is_done(index):
+                _translate_chunk(translator, chunk, split_chars, job.path(index), job.path(index, ".json"))
+            chunk_stats.append(json.loads(job.path(index, ".json").read_text(encoding="utf8")))
             progress.update(len(chunk))
-    translated = DocBin(store_user_data=True)
-    for index in range(len(chunk_stats)):
-        for doc in read_docbin(parts / f"chunk-{index:05d}.spacy", Vocab()):
-            translated.add(doc)
-    write_atomic(output, translated.to_bytes())
     summary = {"source": str(source), "output": str(output), "config": config, **_summarise(chunk_stats)}
     write_atomic(report_path, json.dumps(summary, indent=2, ensure_ascii=False))
-    shutil.rmtree(parts)
+    job.merge(len(chunk_stats), Vocab())
     return summary
 
 
@@ -95,17 +88,10 @@ def read_sources(source: Path) -> List[Doc]:
     return docs
 
 
-def _parts_dir(source: Path, output: Path, config: Dict, split_chars: Optional[bool], chunk_size: int) -> Path:
-    """OUTPUT.parts/, emptied unless it holds chunks of this very job."""
-    parts = output.with_name(output.name + ".parts")
+def job_fingerprint(source: Path, config: Dict, split_chars: Optional[bool], chunk_size: int) -> Dict:
+    """What the chunks depend on: the source file, the translator's settings and the options."""
     stat = source.stat()
-    job = {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime, "config": config, "split_chars": split_chars, "chunk_size": chunk_size}
-    manifest = parts / "job.json"
-    if manifest.exists() and json.loads(manifest.read_text(encoding="utf8")) != job:
-        shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(job), encoding="utf8")
-    return parts
+    return {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime, "config": config, "split_chars": split_chars, "chunk_size": chunk_size}
 
 
 def _translate_chunk(translator: Translator, docs: List[Doc], split_chars: Optional[bool], doc_path: Path, stats_path: Path) -> None:
@@ -113,8 +99,7 @@ def _translate_chunk(translator: Translator, docs: List[Doc], split_chars: Optio
     started = time.perf_counter()
     results = list(translate_docs(translator, docs, split_chars))
     seconds = time.perf_counter() - started
-    out = DocBin(store_user_data=True, docs=[r.doc for r in results if r.doc is not None])
-    write_atomic(doc_path, out.to_bytes())
+    write_docbin([r.doc for r in results if r.doc is not None], doc_path)
     write_atomic(stats_path, json.dumps(_chunk_stats(results, seconds)))
 
 

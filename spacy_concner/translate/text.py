@@ -98,7 +98,7 @@ def split_characters(doc: Doc) -> Doc:
     return out
 
 
-_ISO639_1 = {"eng": "en", "spa": "es", "cat": "ca", "glg": "gl", "epo": "eo", "fra": "fr",
+ISO639_1 = {"eng": "en", "spa": "es", "cat": "ca", "glg": "gl", "epo": "eo", "fra": "fr",
              "por": "pt", "ita": "it", "deu": "de", "nld": "nl", "ara": "ar", "hin": "hi",
              "zho": "zh"}
 
@@ -106,7 +106,7 @@ _ISO639_1 = {"eng": "en", "spa": "es", "cat": "ca", "glg": "gl", "epo": "eo", "f
 def target_lang(pair: str) -> str:
     """The spaCy language code of a pair's target: "eng-spa" -> "es"."""
     target = pair.rsplit("-", 1)[-1].split("_")[0]
-    return _ISO639_1.get(target, target)
+    return ISO639_1.get(target, target)
 
 
 def source_parts(doc: Doc) -> Tuple[List[str], List[bool], List[Tuple[int, int, str]]]:

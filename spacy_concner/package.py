@@ -32,7 +32,7 @@ METHOD = {
         "ConCNER student (Fu et al., *Dual Contrastive Framework for Cross-lingual NER*, "
         "section 3.3): a transformer encoder and an IOB2 token classifier (`concner` "
         "component), initialised from the pretrained encoder and trained to reproduce, by "
-        "mean squared error (eq. 9), the label distributions that the ConCNER teacher "
+        "{distillation}, the label distributions that the ConCNER teacher "
         "(cross-entropy + label and translation contrastive losses on an English sample "
         "and its translation) gives to unlabelled target-language sentences."
     ),
@@ -71,6 +71,22 @@ class PackageError(ValueError):
     """A model or option that cannot be packaged."""
 
 
+# how each distillation loss is named in the model card
+DISTILLATION = {
+    "spacy_concner.DistillationLoss.v1": "mean squared error (eq. 9)",
+    "spacy_concner.KLDistillationLoss.v1": "KL divergence per token (eq. 9 with KL in place of MSE)",
+}
+
+
+def distillation_term(config: str) -> str:
+    """The model card's name of the student's distillation loss in a pipeline config."""
+    from thinc.api import Config
+
+    section = Config().from_str(config, interpolate=False).get("components", {}).get("concner", {})
+    name = section.get("distillation_loss", {}).get("@losses", "spacy_concner.DistillationLoss.v1")
+    return DISTILLATION.get(name, f"the distillation loss {name}")
+
+
 def package_model(
     model: Path,
     output_dir: Path,
@@ -107,7 +123,7 @@ def package_model(
         staged = Path(staging) / model.name
         shutil.copytree(model, staged)
         srsly.write_json(staged / "meta.json", meta)
-        card = model_card(meta, lang, kind, data, encoder, records)
+        card = model_card(meta, lang, kind, data, encoder, records, distillation_term(config))
         (staged / "README.md").write_text(card, encoding="utf8")
         code = [plugin_import(Path(staging))] if meta["requirements"] else []
         built = run_spacy_package(staged, Path(staging), name, version, code)
@@ -150,7 +166,9 @@ def plugin_import(folder: Path) -> Path:
     return path
 
 
-def model_card(meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict]) -> str:
+def model_card(
+    meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict], distillation: str = ""
+) -> str:
     package = f"{meta['lang']}_{meta['name']}"
     labels = sorted({label for labels in meta.get("labels", {}).values() for label in labels})
     lines = [
@@ -169,7 +187,7 @@ def model_card(meta: Dict, lang: str, kind: str, data: str, encoder: str, record
         "",
         "## Method",
         "",
-        METHOD[kind],
+        METHOD[kind].format(distillation=distillation),
         "",
         "## Data",
         "",

@@ -65,6 +65,8 @@ def test_package_folder_carries_meta_and_model_card(wheel):
     assert 'spacy.load("xx_concner_test")' in card
     assert "| concner | test | test.spacy | 60.50 | 62.00 | 61.25 | 812 |" in card
     assert "Entity types: LOC, PER" in card and "MIT" in card and "CC BY-SA" in card
+    # the student config's loss, not eq. 9's MSE (regression: the card always said MSE)
+    assert "by KL divergence per token" in card and "mean squared" not in card
     # the package imports the plugin, entry points installed or not
     assert "from . import concner_plugin" in (package_dir / "xx_concner_test" / "__init__.py").read_text()
 

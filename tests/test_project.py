@@ -201,10 +201,11 @@ vars:
   lang: xx
   tag: t
   fail: 0
+  opts: ""
 commands:
   - name: train
     script:
-      - python configs/toy.py train ${vars.fail}
+      - python configs/toy.py train ${vars.fail} ${vars.opts}
     outputs:
       - training/m
   - name: evaluate
@@ -226,7 +227,7 @@ if sys.argv[1] == "train":
     out.mkdir(parents=True, exist_ok=True)
     points = [{"score": 40.0, "seconds": 30}, {"score": 61.5, "seconds": 90}]
     (out / "curve.jsonl").write_text("\\n".join(json.dumps(p) for p in points))
-    print("trained")
+    print("trained with", sys.argv[3:])
     sys.exit(int(sys.argv[2]))
 out = pathlib.Path(sys.argv[2])
 out.parent.mkdir(parents=True, exist_ok=True)
@@ -245,14 +246,14 @@ def toy_project(accuracy, tmp_path, monkeypatch):
     (root / "configs" / "toy.py").write_text(TOY_SCRIPT)
     monkeypatch.setattr(accuracy, "ROOT", root)
     variables = {"lang": "xx", "tag": "t", "source_name": "src", "n_source": 5, "seed": 2,
-                 "dataset": "toy", "fail": 0}
+                 "dataset": "toy", "fail": 0, "opts": "--split-chars"}
     return accuracy.run_dir(tmp_path / "runs", variables), variables
 
 
 def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project, tmp_path):
     folder, variables = toy_project
     log = accuracy.run_workflow(folder, variables, "toy", threads=1)
-    assert "trained" in log.read_text()
+    assert "trained with ['--split-chars']" in log.read_text()  # an option as a var value
     commands = accuracy.workflow_commands(folder, variables, "toy")
     record = accuracy.collect(folder, commands, variables, "toy", tmp_path / "results")
     assert record["f1"] == 58.33 and record["f1_per_type"] == {"PER": 60.0}

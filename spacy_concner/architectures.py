@@ -15,7 +15,8 @@ from thinc.types import Floats2d
 
 from .config_errors import config_error
 from .e5 import GET_ENCODER_HINT
-from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, attach, check_layers, is_attached
+from .encoder_forward import DEFAULT_ROWS, attach, attached_cache, is_attached
+from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, check_layers
 
 if TYPE_CHECKING:
     from spacy_transformers.data_classes import FullTransformerBatch
@@ -75,24 +76,29 @@ def create_transformer_model_v2(
     grad_scaler_config: dict = {},
     frozen_layers: int = 0,
     cache_mb: int = DEFAULT_CACHE_MB,
+    predict_rows: int = DEFAULT_ROWS,
 ) -> Model[List[Doc], "FullTransformerBatch"]:
     """spacy-transformers.TransformerModel.v3 loading `name` (a local folder or a hub
     name) at initialize, with an actionable error if it cannot be found, and with the
     embeddings and the bottom `frozen_layers` layers frozen: from the first training
     update on, their output is computed once per input window and cached (at most
-    cache_mb MB; frozen_layers.py). frozen_layers = 0 freezes the embeddings only."""
+    cache_mb MB; frozen_layers.py). frozen_layers = 0 freezes the embeddings only.
+    Prediction runs the windows of a batch shortest first, predict_rows at a time
+    (encoder_forward.py)."""
     from spacy_transformers.architectures import create_TransformerModel_v3
     from spacy_transformers.layers.transformer_model import forward as transformer_forward
 
     model = create_TransformerModel_v3(
         name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
     )
-    caches: List[LowerLayerCache] = []  # the cache of the current transformer, once made
 
     def forward(model: Model, docs: List[Doc], is_train: bool):
-        if is_train and not (caches and is_attached(model.transformer, caches[-1])):
-            caches[:] = [LowerLayerCache(model.transformer, frozen_layers, cache_mb * 2**20)]
-            attach(model.transformer, caches[-1])
+        transformer = model.transformer  # a new one after from_bytes: attached again
+        if is_train and attached_cache(transformer) is None:
+            cache = LowerLayerCache(transformer, frozen_layers, cache_mb * 2**20)
+            attach(transformer, cache, predict_rows)
+        elif not is_attached(transformer):
+            attach(transformer, None, predict_rows)
         return transformer_forward(model, docs, is_train)
 
     load_checked = initialize_checked(name, model.init)

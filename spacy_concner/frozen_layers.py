@@ -6,14 +6,13 @@ gradient. Their output for a window of word pieces then depends only on its piec
 it is computed once, without dropout, and kept in memory, so that from the second
 epoch on a training step runs only the upper layers, forward and backward.
 
-The cache is switched on by the first training update of a pipeline and then also serves
-that pipeline's evaluations (the dev set during `spacy train`): the cached value is
-exactly what the frozen layers compute in evaluation mode. A pipeline loaded from disk
-for prediction never builds one. It holds at most `max_bytes` of hidden states; once
+The cache is switched on by the first training update of a pipeline (encoder_forward.py)
+and then also serves that pipeline's evaluations (the dev set during `spacy train`): the
+cached value is exactly what the frozen layers compute in evaluation mode. A pipeline
+loaded from disk for prediction never builds one. It holds at most `max_bytes` of hidden states; once
 full, further windows are computed at every step instead of evicting others (with
 epochs over a corpus larger than the cache, eviction would only thrash).
 """
-import types
 import warnings
 from typing import Dict, Optional, Tuple
 
@@ -150,34 +149,3 @@ def check_layers(transformer: nn.Module, n_layers: int) -> None:
             f"frozen_layers must be in [0, {len(layers) - 1}] for this {len(layers)}-layer "
             f"encoder (at least one layer must train), got {n_layers}"
         )
-
-
-def attach(transformer: nn.Module, cache: LowerLayerCache) -> None:
-    """Make `transformer` compute its frozen part through the cache: its forward runs the
-    cached lower layers, then its upper layers. State dict and serialisation are unchanged."""
-    cache.freeze()
-    transformer.forward = types.MethodType(_cached_forward, transformer)
-    transformer._concner_cache = cache
-
-
-def is_attached(transformer: nn.Module, cache: LowerLayerCache) -> bool:
-    return getattr(transformer, "_concner_cache", None) is cache
-
-
-def _cached_forward(
-    transformer: nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    token_type_ids: Optional[torch.Tensor] = None,
-    **kwargs,
-):
-    """The forward of a Hugging Face BERT-style model for the inputs spacy-transformers
-    gives (last_hidden_state only; no pooler)."""
-    from transformers.modeling_outputs import BaseModelOutput
-
-    cache: LowerLayerCache = transformer._concner_cache
-    hidden = cache(input_ids, attention_mask, token_type_ids)
-    extended = transformer.get_extended_attention_mask(attention_mask, input_ids.shape)
-    for layer in cache.upper_layers:
-        hidden = layer(hidden, attention_mask=extended)[0]
-    return BaseModelOutput(last_hidden_state=hidden)

@@ -8,7 +8,8 @@ import torch
 from spacy.training import Example
 from transformers import AutoModel, AutoTokenizer
 
-from spacy_concner.frozen_layers import LowerLayerCache, attach
+from spacy_concner.encoder_forward import attach, attached_cache
+from spacy_concner.frozen_layers import LowerLayerCache
 
 from conftest import tagger_on_transformer
 
@@ -59,7 +60,7 @@ def test_a_window_is_the_same_in_any_batch(tiny_bert_dir):
 
 
 def test_the_cache_keeps_to_its_bound(tiny_bert_dir):
-    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    model = AutoModel.from_pretrained(tiny_bert_dir).train()  # rows in batch order
     inputs = batch(tiny_bert_dir, SENTENCES)
     first_window = int(inputs["attention_mask"][0].sum()) * model.config.hidden_size * 4
     cache = LowerLayerCache(model, n_layers=1, max_bytes=first_window)
@@ -105,11 +106,37 @@ def test_a_pipeline_trained_with_the_cache_saves_and_loads(tiny_bert_dir, tmp_pa
         nlp.update(examples, sgd=optimizer)
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
-    assert not hasattr(loaded.get_pipe("transformer").model.transformer, "_concner_cache")
     for text in SENTENCES:
         expected = nlp(text)._.trf_data.model_output.last_hidden_state
         got = loaded(text)._.trf_data.model_output.last_hidden_state
         assert got == pytest.approx(expected, abs=1e-5)
+    assert attached_cache(loaded.get_pipe("transformer").model.transformer) is None
+
+
+def test_prediction_in_length_buckets_equals_one_doc_at_a_time(tiny_bert_dir, tmp_path, monkeypatch):
+    """A batch of mixed lengths runs shortest first, 2 windows at a time, each pair
+    padded to its own longest: every Doc gets what it gets alone."""
+    from spacy_concner import encoder_forward
+
+    shapes = []
+    encode = encoder_forward._encode
+    monkeypatch.setattr(encoder_forward, "_encode", lambda t, ids, *args: shapes.append(tuple(ids.shape)) or encode(t, ids, *args))
+    nlp = make_nlp(tiny_bert_dir, 1)
+    nlp.initialize(lambda: tagged_examples(nlp))
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline", config={"components": {"transformer": {"model": {"predict_rows": 2}}}})
+    texts = [" ".join(["anna"] * n) + " ." for n in (7, 1, 12, 3, 5)]
+    batched = [doc._.trf_data.model_output.last_hidden_state for doc in loaded.pipe(texts, batch_size=5)]
+    transformer = loaded.get_pipe("transformer").model.transformer
+    assert [rows for rows, _ in shapes] == [2, 2, 1]
+    lengths = [length for _, length in shapes]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    for text, hidden in zip(texts, batched):
+        alone = AutoModel.from_pretrained(tiny_bert_dir)  # the untrained weights, own forward
+        alone.load_state_dict(transformer.state_dict())
+        with torch.no_grad():
+            expected = alone.eval()(**batch(tiny_bert_dir, [text])).last_hidden_state.numpy()
+        assert hidden[0, : expected.shape[1]] == pytest.approx(expected[0], abs=1e-5)
 
 
 def test_frozen_layers_out_of_range_fail_at_initialize(tiny_bert_dir):

@@ -2,9 +2,7 @@
 benchmarks/accuracy.py agrees with it."""
 import importlib.util
 import json
-import os
 import shlex
-import time
 from pathlib import Path
 
 import pytest

@@ -33,6 +33,7 @@ setup(
         "spacy_factories": ["concner = spacy_concner.pipeline:make_concner"],
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
+            "spacy_concner.TokenClassifier.v2 = spacy_concner.architectures:build_token_classifier_v2",
             "spacy_concner.TransformerModel.v1 = spacy_concner.architectures:create_transformer_model",
             "spacy_concner.TransformerModel.v2 = spacy_concner.architectures:create_transformer_model_v2",
         ],

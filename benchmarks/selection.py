@@ -3,10 +3,11 @@ looked at): frozen layers K, learn rate and epochs of configs/concner.cfg.
 
     python benchmarks/selection.py --runs en:6:1e-4:30,en:0:1e-4:30 --jobs 2
 
-A run SYSTEM:K:LR:EPOCHS trains `spacy train configs/concner.cfg` on the N = 1000
+A run SYSTEM:K:LR:EPOCHS[:VARIANT] trains `spacy train configs/concner.cfg` on the N = 1000
 sample of the source (--source conll2003-en or wikiann-en, seed --seed) with
 frozen_layers K, the encoder's peak learn rate LR (warm-up over 10% of the steps,
-linear decay to 0) and EPOCHS epochs of 32 steps (1,000 sentences or pairs in batches
+linear decay to 0), the VARIANT's overrides (VARIANTS: the configs'
+recipe by default) and EPOCHS epochs of 32 steps (1,000 sentences or pairs in batches
 of 32), evaluated on English dev every epoch. SYSTEM en is CE on English only (beta = 0);
 teacher is ConCNER (CE + LCL + TCL) with the translation into --lang. The corpora are
 those of `spacy project run` (sample, translate, convert-dev) with the benchmark's vars.
@@ -31,16 +32,36 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 STEPS_PER_EPOCH = 32  # ceil(1000 / 32) batches of 32 sentences or pairs
 LOCK = threading.Lock()
+# recipes compared with the configs' own (config overrides)
+VARIANTS = {
+    "default": {},
+    "zero-softmax": {"components.concner.model.@architectures": "spacy_concner.TokenClassifier.v1"},
+    "mean-pooling": {"components.concner.model.tok2vec.pooling.@layers": "reduce_mean.v1"},
+    "zero-softmax-mean-pooling": {
+        "components.concner.model.@architectures": "spacy_concner.TokenClassifier.v1",
+        "components.concner.model.tok2vec.pooling.@layers": "reduce_mean.v1",
+    },
+}
+
+
+def parse(spec: str):
+    """SYSTEM:K:LR:EPOCHS[:VARIANT]"""
+    system, k, lr, epochs, *variant = spec.split(":")
+    variant = variant[0] if variant else "default"
+    if variant not in VARIANTS:
+        raise typer.BadParameter(f"unknown variant {variant!r} in {spec!r}: one of {', '.join(VARIANTS)}")
+    return system, k, lr, epochs, variant
 
 
 def run_name(spec: str, source: str, lang: str, seed: int) -> str:
-    system, k, lr, epochs = spec.split(":")
+    system, k, lr, epochs, variant = parse(spec)
     data = source if system == "en" else f"{source}-{lang}"
-    return f"{system}-{data}-s{seed}-k{k}-lr{lr}-e{epochs}"
+    suffix = "" if variant == "default" else f"-{variant}"
+    return f"{system}-{data}-s{seed}-k{k}-lr{lr}-e{epochs}{suffix}"
 
 
 def train_command(spec: str, name: str, source: str, lang: str, seed: int) -> List[str]:
-    system, k, lr, epochs = spec.split(":")
+    system, k, lr, epochs, variant = parse(spec)
     command = [
         sys.executable, "-m", "spacy", "train", "configs/concner.cfg",
         "--output", f"training/selection/{name}",
@@ -53,6 +74,8 @@ def train_command(spec: str, name: str, source: str, lang: str, seed: int) -> Li
         "--training.eval_frequency", str(STEPS_PER_EPOCH),
         "--system.seed", str(seed),
     ]
+    for key, value in VARIANTS[variant].items():
+        command += [f"--{key}", value]
     if system == "en":
         command += ["--components.concner.beta", "0"]
     elif system == "teacher":
@@ -63,12 +86,13 @@ def train_command(spec: str, name: str, source: str, lang: str, seed: int) -> Li
 
 
 def record(spec: str, name: str, curve_path: Path) -> Dict:
-    system, k, lr, epochs = spec.split(":")
+    system, k, lr, epochs, variant = parse(spec)
     curve = [json.loads(line) for line in curve_path.read_text().splitlines()]
     best = max(curve, key=lambda point: point["score"])
     return {
         "name": name,
         "system": system,
+        "variant": variant,
         "frozen_layers": int(k),
         "learn_rate": float(lr),
         "epochs": int(epochs),
@@ -106,15 +130,18 @@ def read_records(path: Path) -> List[Dict]:
 
 
 def markdown(records: List[Dict]) -> str:
-    columns = ["name", "frozen_layers", "learn_rate", "epochs", "best_dev_f1", "best_epoch",
-               "last_dev_f1", "minutes"]
+    columns = ["name", "variant", "frozen_layers", "learn_rate", "epochs", "best_dev_f1",
+               "best_epoch", "last_dev_f1", "minutes"]
     lines = [
         "# Recipe selection on English dev (F1, 0-100)",
         "",
         "Written by benchmarks/selection.py: configs/concner.cfg on the N = 1000 English "
         "sample; learn rate = the encoder's peak (softmax layer 10x), 10% warm-up then "
         "linear decay to 0; 32 steps an epoch, dev F1 after every epoch; minutes of "
-        "training and evaluation on one CPU thread. Dev curves: curves/selection/.",
+        "training and evaluation on one CPU thread, two runs at a time on 2 cores. "
+        "Variants: default = the configs (TokenClassifier.v2: random softmax weights, "
+        "first-piece token vectors); zero-softmax = TokenClassifier.v1; mean-pooling = "
+        "mean of a token's pieces. Dev curves: curves/selection/.",
         "",
         "| " + " | ".join(columns) + " |",
         "| --- |" + " ---: |" * (len(columns) - 1),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, Softmax_v2, chain, with_array
+from thinc.api import Model, Softmax_v2, chain, glorot_uniform_init, with_array
 from thinc.types import Floats2d
 
 from .config_errors import config_error
@@ -24,15 +24,28 @@ if TYPE_CHECKING:
 VectorsAndProbs = Tuple[List[Floats2d], List[Floats2d]]
 
 
+@registry.architectures("spacy_concner.TokenClassifier.v2")
+def build_token_classifier_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
+) -> Model[List[Doc], VectorsAndProbs]:
+    """tok2vec: any layer giving one vector per spaCy token, e.g. a
+    spacy-transformers TransformerListener pooling each token's word pieces.
+    nO: the number of IOB2 labels, set by the component at initialize time.
+    The softmax layer starts from random (Glorot) weights: from zero weights (v1) the
+    encoder gets no gradient until the layer has grown, and a transformer encoder learns
+    several times slower (docs/training.md)."""
+    return _token_classifier(tok2vec, Softmax_v2(nO=nO, init_W=glorot_uniform_init))
+
+
 @registry.architectures("spacy_concner.TokenClassifier.v1")
 def build_token_classifier(
     tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
 ) -> Model[List[Doc], VectorsAndProbs]:
-    """tok2vec: any layer giving one vector per spaCy token, e.g. a
-    spacy-transformers TransformerListener with mean pooling over word pieces.
-    nO: the number of IOB2 labels, set by the component at initialize time.
-    """
-    output_layer = Softmax_v2(nO=nO)
+    """v2 with the softmax layer's weights starting at zero (thinc's default)."""
+    return _token_classifier(tok2vec, Softmax_v2(nO=nO))
+
+
+def _token_classifier(tok2vec: Model, output_layer: Model) -> Model[List[Doc], VectorsAndProbs]:
     heads: Model[List[Floats2d], VectorsAndProbs] = Model(
         "concner_heads",
         heads_forward,

@@ -35,7 +35,7 @@ MISSING = -1
 DEFAULT_MODEL = Config().from_str(
     """
 [model]
-@architectures = "spacy_concner.TokenClassifier.v1"
+@architectures = "spacy_concner.TokenClassifier.v2"
 
 [model.tok2vec]
 @architectures = "spacy-transformers.TransformerListener.v1"
@@ -43,7 +43,7 @@ grad_factor = 1.0
 upstream = "*"
 
 [model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
+@layers = "reduce_first.v1"
 """
 )["model"]
 
@@ -101,7 +101,7 @@ def make_concner(
 class ConcNER(TrainablePipe):
     """An IOB2 token classifier for named entities, trained with ConCNER's losses.
 
-    The model (spacy_concner.TokenClassifier.v1) gives every token a vector and a
+    The model (spacy_concner.TokenClassifier.v2) gives every token a vector and a
     distribution over the IOB2 tags of the component's entity types; prediction takes
     the most likely tag of each token and writes the entities to `doc.ents`. Training
     (`update`) minimises ConcnerLoss: cross-entropy and the label and translation

@@ -186,6 +186,27 @@ def test_contrastive_gradients_reach_the_encoder(tiny_bert_dir, paired_docbins):
     assert not torch.allclose(ce_only, encoder_weights_after_update(0.25), atol=1e-7)
 
 
+@pytest.mark.parametrize("version,moves", [("v1", False), ("v2", True)])
+def test_the_first_update_reaches_the_encoder_from_a_random_softmax_layer(
+    tiny_bert_dir, paired_docbins, version, moves
+):
+    """Regression: v1's zero-initialised softmax layer passes no gradient to the encoder
+    at first, and the e5 encoder learned NER several times slower (English dev F1 19
+    after 10 epochs instead of 82); v2 starts from random weights."""
+    overrides = {"components.concner.beta": 0.0,
+                 "components.concner.model.@architectures": f"spacy_concner.TokenClassifier.{version}"}
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **overrides))
+    output_layer = nlp.get_pipe("concner").model.get_ref("output_layer")
+    assert bool(output_layer.get_param("W").any()) is moves
+    hf = nlp.get_pipe("transformer").model.transformer
+    before = torch.cat([p.detach().flatten() for p in hf.encoder.parameters()])
+    sgd = SGD(0.1)
+    nlp.update(training_examples(nlp)[:16], sgd=sgd)
+    nlp.get_pipe("transformer").finish_update(sgd)
+    after = torch.cat([p.detach().flatten() for p in hf.encoder.parameters()])
+    assert (not torch.equal(before, after)) is moves
+
+
 def test_null_translation_loss_is_the_tcl_ablation(tiny_bert_dir, paired_docbins):
     overrides = {"components.concner.translation_loss": None, "components.concner.beta": 0.5,
                  "components.concner.alpha": 0.5}
@@ -260,7 +281,8 @@ def test_lr_scale_multiplies_the_output_layer_step_only(tiny_bert_dir, paired_do
     head_1, encoder_1 = steps(1.0)
     head_10, encoder_10 = steps(10.0)
     assert numpy.abs(head_1).max() > 0
-    numpy.testing.assert_allclose(head_10, 10 * head_1, rtol=1e-4, atol=1e-7)
+    # float32 rounding of steps of up to 0.35: entries near 0 differ by ~1e-7
+    numpy.testing.assert_allclose(head_10, 10 * head_1, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(encoder_10, encoder_1)
 
 

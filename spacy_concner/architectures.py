@@ -118,7 +118,10 @@ def create_transformer_model_v2(
 
     def initialize(model: Model, X=None, Y=None) -> None:
         load_checked(model, X=X, Y=Y)
-        check_layers(model.transformer, frozen_layers)
+        try:
+            check_layers(model.transformer, frozen_layers)
+        except ValueError as error:  # e.g. a student encoder shallower than frozen_layers
+            raise config_error(str(error)) from None
 
     model.replace_callbacks(forward, init=initialize)
     return model

@@ -168,7 +168,7 @@ def quantized_config(config: str, path: Path) -> str:
         found = encoder.get("@architectures") or "no transformer"
         raise PackageError(
             f"{path}: --quantize needs a transformer whose model is {QUANTIZABLE} (the "
-            f"transformer student), not {found}: package this pipeline without --quantize"
+            f"transformer student); this pipeline has {found}: package it without --quantize"
         )
     encoder["quantize"] = True
     return parsed.to_str()

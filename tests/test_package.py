@@ -97,6 +97,7 @@ def test_only_a_transformer_student_is_quantised(tmp_path):
     result = CliRunner().invoke(app, ["package", str(tmp_path / "cnn"), str(tmp_path / "out"), "--lang", "de", "--quantize"])
     assert result.exit_code == 1
     assert f"{tmp_path / 'cnn' / 'config.cfg'}: --quantize needs a transformer whose model is" in said(result)
+    assert "this pipeline has no transformer: package it without --quantize" in said(result)
     assert not (tmp_path / "out").exists()
 
 

@@ -23,7 +23,7 @@ torch.set_num_threads), on the first --sentences Docs of the test DocBin:
   word pieces to tokens, pooling them, the softmax, setting the entities.
 
 Writes --results/speed.json and speed.md; a rerun replaces the rows of the pipelines and
-thread counts it measures. Targets (the issue): the default package >= 2,000 words/s on
+thread counts it measures. Targets: the default package >= 2,000 words/s on
 one thread at >= 95% of its teacher's F1; pipeline time <= 1.2 x its encoder's; the CNN
 student >= 20,000 words/s at >= 90% of the teacher's F1. Name the teacher's pipeline
 --teacher (default: teacher) for the share of its F1.

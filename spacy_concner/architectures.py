@@ -17,6 +17,7 @@ from .config_errors import config_error
 from .e5 import GET_ENCODER_HINT
 from .encoder_forward import DEFAULT_ROWS, attach, attached_cache, is_attached
 from .frozen_layers import DEFAULT_CACHE_MB, LowerLayerCache, check_layers
+from .int8 import quantize_linears
 
 if TYPE_CHECKING:
     from spacy_transformers.data_classes import FullTransformerBatch
@@ -90,6 +91,7 @@ def create_transformer_model_v2(
     frozen_layers: int = 0,
     cache_mb: int = DEFAULT_CACHE_MB,
     predict_rows: int = DEFAULT_ROWS,
+    quantize: bool = False,
 ) -> Model[List[Doc], "FullTransformerBatch"]:
     """spacy-transformers.TransformerModel.v3 loading `name` (a local folder or a hub
     name) at initialize, with an actionable error if it cannot be found, and with the
@@ -97,7 +99,9 @@ def create_transformer_model_v2(
     update on, their output is computed once per input window and cached (at most
     cache_mb MB; frozen_layers.py). frozen_layers = 0 freezes the embeddings only.
     Prediction runs the windows of a batch shortest first, predict_rows at a time
-    (encoder_forward.py)."""
+    (encoder_forward.py). quantize = true runs the encoder's Linear layers in int8 from
+    the first prediction on (int8.py; CPU only, for prediction: such a model cannot be
+    trained)."""
     from spacy_transformers.architectures import create_TransformerModel_v3
     from spacy_transformers.layers.transformer_model import forward as transformer_forward
 
@@ -107,6 +111,10 @@ def create_transformer_model_v2(
 
     def forward(model: Model, docs: List[Doc], is_train: bool):
         transformer = model.transformer  # a new one after from_bytes: attached again
+        if quantize:
+            if is_train:
+                raise quantized_training_error()
+            quantize_linears(transformer)  # once per module object
         if is_train and attached_cache(transformer) is None:
             cache = LowerLayerCache(transformer, frozen_layers, cache_mb * 2**20)
             attach(transformer, cache, predict_rows)
@@ -117,11 +125,25 @@ def create_transformer_model_v2(
     load_checked = initialize_checked(name, model.init)
 
     def initialize(model: Model, X=None, Y=None) -> None:
+        # loading the encoder from `name` starts a new model, which is there to be trained
+        if quantize and not model.attrs["has_transformer"]:
+            raise quantized_training_error()
         load_checked(model, X=X, Y=Y)
-        check_layers(model.transformer, frozen_layers)
+        try:
+            check_layers(model.transformer, frozen_layers)
+        except ValueError as error:  # e.g. a student encoder shallower than frozen_layers
+            raise config_error(str(error)) from None
 
     model.replace_callbacks(forward, init=initialize)
     return model
+
+
+def quantized_training_error() -> Exception:
+    return config_error(
+        "components.transformer.model.quantize = true is for prediction: an int8 encoder "
+        "cannot be trained; train with quantize = false and quantise the trained pipeline "
+        "(python -m spacy_concner package MODEL OUTPUT_DIR --quantize)"
+    )
 
 
 @registry.architectures("spacy_concner.TransformerModel.v1")

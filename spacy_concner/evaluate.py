@@ -104,11 +104,18 @@ def pipe_by_length(nlp: Language, docs: List[Doc], batch_size: int, desc: str) -
     return result
 
 
-def evaluate_docs(nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str) -> Dict:
-    """Predict on copies of the gold words and score them against the gold entities."""
+def evaluate_docs(
+    nlp: Language, gold_docs: List[Doc], batch_size: int, desc: str, by_length: bool = True
+) -> Dict:
+    """Predict on copies of the gold words and score them against the gold entities;
+    shortest first (pipe_by_length), or with by_length = False in the given order (as an
+    application passes its texts: benchmarks/speed.py)."""
     inputs = [words_only(doc, nlp.vocab) for doc in gold_docs]
     start = time.perf_counter()
-    pred_docs = pipe_by_length(nlp, inputs, batch_size, desc)
+    if by_length:
+        pred_docs = pipe_by_length(nlp, inputs, batch_size, desc)
+    else:
+        pred_docs = list(nlp.pipe(inputs, batch_size=batch_size))
     seconds = time.perf_counter() - start
     gold = [iob2_tags(doc) for doc in gold_docs]
     pred = [iob2_tags(doc) for doc in pred_docs]

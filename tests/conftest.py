@@ -180,3 +180,23 @@ def paired_docbins(tmp_path_factory):
     translation.to_disk(paths["translation"])
     dev.to_disk(paths["dev"])
     return paths
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
+    """A tiny concner teacher trained for 70 steps on the synthetic pairs (it then
+    finds entities in their sentences)."""
+    from spacy.training.initialize import init_nlp
+    from thinc.api import Adam
+
+    from test_pipeline import concner_config, training_examples
+
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins))
+    examples = training_examples(nlp)
+    optimizer = Adam(0.003)
+    for step in range(70):
+        start = (step * 8) % len(examples)
+        nlp.update(examples[start : start + 8], sgd=optimizer)
+    path = tmp_path_factory.mktemp("teacher") / "model"
+    nlp.to_disk(path)
+    return path

@@ -6,7 +6,6 @@ from spacy.cli.train import train
 from spacy.tokens import Doc, DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry, resolve_dot_names
-from thinc.api import Adam
 from typer.testing import CliRunner
 
 from spacy_concner import annotate
@@ -15,7 +14,7 @@ from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
 from conftest import said, synthetic_pairs, tiny_encoder
-from test_pipeline import CONFIGS, concner_config, training_examples
+from test_pipeline import CONFIGS
 
 SENTENCES = [" ".join(tr) for _, _, tr, _ in synthetic_pairs(10, seed=3)]
 RECORDED_LOSSES = []
@@ -31,21 +30,6 @@ def recording_logger(component: str):
         return log_step, lambda: None
 
     return setup
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
-    """A tiny concner teacher trained for 70 steps on the synthetic pairs (it then
-    finds entities in the sentences to annotate)."""
-    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins))
-    examples = training_examples(nlp)
-    optimizer = Adam(0.003)
-    for step in range(70):
-        start = (step * 8) % len(examples)
-        nlp.update(examples[start : start + 8], sgd=optimizer)
-    path = tmp_path_factory.mktemp("teacher") / "model"
-    nlp.to_disk(path)
-    return path
 
 
 @pytest.fixture(scope="module")

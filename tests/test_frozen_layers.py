@@ -5,6 +5,7 @@ with it save, load and predict as before."""
 import pytest
 import spacy
 import torch
+from confection import ConfigValidationError
 from spacy.training import Example
 from transformers import AutoModel, AutoTokenizer
 
@@ -140,6 +141,8 @@ def test_prediction_in_length_buckets_equals_one_doc_at_a_time(tiny_bert_dir, tm
 
 
 def test_frozen_layers_out_of_range_fail_at_initialize(tiny_bert_dir):
+    """A config error, which spacy train shows as one message (a student encoder with
+    fewer layers than frozen_layers)."""
     nlp = make_nlp(tiny_bert_dir, 2)  # the tiny BERT has 2 layers: one must train
-    with pytest.raises(ValueError, match=r"frozen_layers must be in \[0, 1\]"):
+    with pytest.raises(ConfigValidationError, match=r"frozen_layers must be in \[0, 1\]"):
         nlp.initialize(lambda: tagged_examples(nlp))

@@ -49,6 +49,12 @@ def wheel(student_dir, tmp_path_factory):
     return package_model(student_dir, out, "test", version="0.0.1", metrics=[results])
 
 
+@pytest.fixture(scope="module")
+def int8_wheel(student_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("packages")
+    return package_model(student_dir, out, "test", name="concner_test_int8", version="0.0.1", quantize=True)
+
+
 def test_requirements_name_the_plugin_only_when_its_code_is_used():
     assert plugin_requirements((CONFIGS / "student.cfg").read_text()) == ["spacy-concner>=0.1.0,<0.2.0"]
     assert plugin_requirements((CONFIGS / "student_sm.cfg").read_text()) == []
@@ -69,6 +75,30 @@ def test_package_folder_carries_meta_and_model_card(wheel):
     assert "by KL divergence per token" in card and "mean squared" not in card
     # the package imports the plugin, entry points installed or not
     assert "from . import concner_plugin" in (package_dir / "xx_concner_test" / "__init__.py").read_text()
+
+
+def test_a_quantised_package_says_so_in_its_config_and_card(int8_wheel, wheel):
+    package_dir = int8_wheel.parents[1]
+    data = package_dir / "xx_concner_test_int8" / "xx_concner_test_int8-0.0.1"
+    assert load_config(data / "config.cfg")["components"]["transformer"]["model"]["quantize"] is True
+    assert "encoder's Linear layers run in int8" in (package_dir / "README.md").read_text()
+    assert "in int8" in json.loads((package_dir / "meta.json").read_text())["description"]
+    check_intact(data, "the package")
+    fp32_data = wheel.parents[1] / "xx_concner_test" / "xx_concner_test-0.0.1"
+    assert "quantize = false" in (fp32_data / "config.cfg").read_text()
+    assert "int8" not in (wheel.parents[1] / "README.md").read_text()
+
+
+def test_only_a_transformer_student_is_quantised(tmp_path):
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("ner")
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "cnn")
+    result = CliRunner().invoke(app, ["package", str(tmp_path / "cnn"), str(tmp_path / "out"), "--lang", "de", "--quantize"])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'cnn' / 'config.cfg'}: --quantize needs a transformer whose model is" in said(result)
+    assert "this pipeline has no transformer: package it without --quantize" in said(result)
+    assert not (tmp_path / "out").exists()
 
 
 def test_package_files_are_listed_in_its_checksum_manifest(wheel):
@@ -111,11 +141,12 @@ def test_bad_name_and_folder_are_refused(student_dir, tmp_path):
     assert result.exit_code == 1 and "not a trained pipeline folder" in said(result)
 
 
-def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
-    """Integration test (tens of seconds, mostly importing torch): install the wheel
-    with no dependencies into a new venv that sees the system packages (spaCy, torch),
-    then spacy.load it by name from another folder, the training folder gone. The
-    plugin is this source tree, on the path: installed or not, the package imports it."""
+def test_integration_wheel_loads_in_a_fresh_venv(wheel, int8_wheel, student_dir, tmp_path):
+    """Integration test (tens of seconds, mostly importing torch): install the wheels
+    (fp32 and int8) with no dependencies into a new venv that sees the system packages
+    (spaCy, torch), then spacy.load them by name from another folder, the training
+    folder gone. The plugin is this source tree, on the path: installed or not, the
+    package imports it."""
     original = spacy.load(student_dir)
     expected_probs = original.get_pipe("concner").predict([original(SENTENCE)])[0]
     for path in sorted(student_dir.rglob("*"), reverse=True):
@@ -124,21 +155,30 @@ def test_integration_wheel_loads_in_a_fresh_venv(wheel, student_dir, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     # the venv's interpreter runs the system pip, installing into the venv
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel), str(int8_wheel)],
+                   check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script = (
         "import json, spacy; from spacy_concner.checksums import check_intact; "
-        "nlp = spacy.load('xx_concner_test'); check_intact(nlp.path, 'the package'); doc = nlp(%r); "
-        "probs = nlp.get_pipe('concner').predict([doc])[0].tolist(); "
-        "print(json.dumps({'path': str(nlp.path), 'pipes': nlp.pipe_names, 'probs': probs, "
-        "'ents': [(e.text, e.label_) for e in doc.ents]}))" % SENTENCE
+        "from spacy_concner.int8 import int8_copies; loaded = {}\n"
+        "for name in ('xx_concner_test', 'xx_concner_test_int8'):\n"
+        "    nlp = spacy.load(name); check_intact(nlp.path, 'the package'); doc = nlp(%r)\n"
+        "    loaded[name] = {'path': str(nlp.path), 'pipes': nlp.pipe_names, "
+        "'probs': nlp.get_pipe('concner').predict([doc])[0].tolist(), "
+        "'ents': [(e.text, e.label_) for e in doc.ents], "
+        "'int8': len(int8_copies(nlp.get_pipe('transformer').model.transformer))}\n"
+        "print(json.dumps(loaded))" % SENTENCE
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run([python, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     loaded = json.loads(run.stdout.strip().splitlines()[-1])
-    assert loaded["path"].startswith(str(venv))
-    assert loaded["pipes"] == ["transformer", "concner"]
-    numpy.testing.assert_allclose(loaded["probs"], expected_probs, rtol=1e-5)
-    assert [tuple(e) for e in loaded["ents"]] == [(e.text, e.label_) for e in original(SENTENCE).ents]
+    fp32, int8 = loaded["xx_concner_test"], loaded["xx_concner_test_int8"]
+    for package in (fp32, int8):
+        assert package["path"].startswith(str(venv))
+        assert package["pipes"] == ["transformer", "concner"]
+    numpy.testing.assert_allclose(fp32["probs"], expected_probs, rtol=1e-5)
+    assert [tuple(e) for e in fp32["ents"]] == [(e.text, e.label_) for e in original(SENTENCE).ents]
+    assert fp32["int8"] == 0 and int8["int8"] > 0
+    numpy.testing.assert_allclose(int8["probs"], expected_probs, atol=0.05)

@@ -89,6 +89,30 @@ def test_every_dep_is_made_earlier_or_is_given(project, commands, workflows):
         made.update(commands[name].get("outputs", []))
 
 
+def test_students_use_the_teachers_encoder_by_default(project):
+    """student_options is a copy of train_options with the students' vars, whose
+    defaults are the teacher's: the default commands are those of earlier runs."""
+    assert project["vars"]["student_options"] == project["vars"]["train_options"]
+
+
+def test_a_shallower_student_gets_its_own_encoder_and_files(commands):
+    shallow = {"vars.student_layers": 4, "vars.student_encoder": "assets/encoders/e5-small-4",
+               "vars.student_frozen_layers": 2, "vars.student_tag": "l4-n1000-s1"}
+    project = load_project_config(ROOT, overrides={**DATA_OVERRIDES, **shallow})
+    changed = {command["name"]: command for command in project["commands"]}
+    assert changed["encoder-student"]["script"] == ["python -m spacy_concner encoder e5 assets/encoders/e5-small-4 --layers 4"]
+    for name in ("train-student", "train-student-en"):
+        overrides = train_overrides(shlex.split(changed[name]["script"][0]))
+        assert overrides["paths.encoder"] == "assets/encoders/e5-small-4"
+        assert overrides["components.transformer.model.frozen_layers"] == 2
+        assert "assets/encoders/e5-small-4" in changed[name]["deps"]
+        assert "-l4-n1000-s1" in changed[name]["outputs"][0]
+    assert changed["evaluate"]["outputs"] == ["metrics/de-l4-n1000-s1/concner.json"]
+    assert "concner-l4-n1000-s1/model-best" in changed["package"]["script"][0]
+    for name in ("encoder", "train-teacher", "annotate", "train-en"):  # the teacher's side stays
+        assert changed[name] == commands[name], name
+
+
 def test_every_output_is_written_by_its_script(commands):
     for command in commands.values():
         script = " ".join(command["script"])

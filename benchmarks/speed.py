@@ -1,0 +1,236 @@
+"""Prediction speed on a CPU with F1 beside it: words per second of each pipeline and of
+its bare encoder, on 1 and 2 threads, on the same sentences.
+
+    python benchmarks/speed.py --test corpus/de/test.spacy --sentences 1000 --threads 1,2 \
+        --pipelines teacher=training/de/concner_teacher-n1000-s1/model-best,student=training/de/concner-n1000-s1/model-best
+
+Each pipeline (NAME=MODEL: a pipeline folder or an installed package) is measured on each
+thread count in a process of its own (OMP_NUM_THREADS, MKL_NUM_THREADS and
+torch.set_num_threads), on the first --sentences Docs of the test DocBin:
+
+- pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
+  that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
+  length (what an application sees), --batch-size Docs a batch; one batch first as a
+  warm-up, then the best of --repeats passes. F1, P and R: seqeval entity-level micro
+  scores of those predictions (spacy_concner.evaluate). What the tokenizer would add is
+  reported beside it: its words per second on the Docs' texts.
+- encoder, for transformer pipelines: the pipeline's own Hugging Face module called
+  directly on the same batches: its Hugging Face tokenizer on the windows the pipeline
+  cuts from the Docs (one a sentence on WikiANN), then the module as the pipeline calls
+  it (with TransformerModel.v2: rows shortest first, predict_rows at a time, each group
+  padded to its longest; in int8 when the pipeline quantises), in evaluation mode without
+  gradients; best of --repeats passes. The pipeline adds spaCy's side to it: aligning
+  word pieces to tokens, pooling them, the softmax, setting the entities.
+
+Writes --results/speed.json and speed.md; a rerun replaces the rows of the pipelines and
+thread counts it measures. Targets: the default package >= 2,000 words/s on
+one thread at >= 95% of its teacher's F1; pipeline time <= 1.2 x its encoder's; the CNN
+student >= 20,000 words/s at >= 90% of the teacher's F1. Name the teacher's pipeline
+--teacher (default: teacher) for the share of its F1.
+"""
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_KEY = ("pipeline", "threads")
+
+
+def measure(name: str, model: str, threads: int, test: Path, sentences: int, batch_size: int,
+            repeats: int) -> Dict:
+    """The record of one pipeline on one thread count; runs in a child process."""
+    import torch
+
+    from spacy_concner.evaluate import evaluate_docs, read_gold_docs
+    from spacy_concner.loading import load_pipeline
+
+    torch.set_num_threads(threads)
+    nlp = load_pipeline(model)
+    gold = read_gold_docs(test, nlp)[:sentences]
+    evaluate_docs(nlp, gold[:batch_size], batch_size, name, by_length=False)  # warm-up
+    runs = [evaluate_docs(nlp, gold, batch_size, name, by_length=False) for _ in range(repeats)]
+    best = max(runs, key=lambda run: run["words_per_second"])
+    transformer = transformer_model(nlp)
+    encoder_wps = None
+    if transformer is not None:
+        encoder_wps = max(best["n_words"] / encoder_seconds(transformer, gold, batch_size) for _ in range(repeats))
+    return {
+        "pipeline": name,
+        "model": model,
+        "threads": torch.get_num_threads(),
+        "pipes": nlp.pipe_names,
+        **encoder_description(transformer),
+        "n_sents": len(gold),
+        "n_words": best["n_words"],
+        "batch_size": batch_size,
+        "words_per_second": round(best["words_per_second"], 1),
+        "tokenizer_words_per_second": round(tokenizer_words_per_second(nlp, gold), 1),
+        "runs_words_per_second": [round(run["words_per_second"], 1) for run in runs],
+        "encoder_words_per_second": None if encoder_wps is None else round(encoder_wps, 1),
+        # pipeline time / encoder time on the same sentences
+        "pipeline_to_encoder": None if encoder_wps is None else round(encoder_wps / best["words_per_second"], 3),
+        **{key: round(best[key], 2) for key in ("f1", "precision", "recall")},
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def transformer_model(nlp):
+    """The model of the pipeline's spacy-transformers component; None without one."""
+    if "transformer" not in nlp.pipe_names:
+        return None
+    model = nlp.get_pipe("transformer").model
+    return model if hasattr(model, "transformer") else None
+
+
+def encoder_description(transformer) -> Dict:
+    """The encoder's depth and whether its Linear layers ran in int8."""
+    from spacy_concner.int8 import int8_copies
+
+    if transformer is None:
+        return {"encoder_layers": None, "int8": None}
+    module = transformer.transformer
+    return {"encoder_layers": module.config.num_hidden_layers, "int8": bool(int8_copies(module))}
+
+
+def tokenizer_words_per_second(nlp, docs: List) -> float:
+    texts = [doc.text for doc in docs]
+    start = time.perf_counter()
+    n_words = sum(len(doc) for doc in nlp.tokenizer.pipe(texts))
+    return n_words / max(time.perf_counter() - start, 1e-9)
+
+
+def encoder_seconds(transformer, docs: List, batch_size: int) -> float:
+    """Seconds the transformer's Hugging Face tokenizer and module take on the Docs'
+    windows, batch by batch, without spaCy."""
+    import torch
+    from spacy.util import minibatch
+
+    module, tokenizer = transformer.transformer, transformer.tokenizer
+    get_spans = transformer.attrs["get_spans"]
+    module.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in minibatch(docs, batch_size):
+            texts = [span.text for spans in get_spans(batch) for span in spans]
+            module(**tokenizer(texts, padding="longest", return_tensors="pt"))
+    return time.perf_counter() - start
+
+
+def run_child(name: str, model: str, threads: int, options: List[str]) -> Dict:
+    """measure() in a fresh process with `threads` threads everywhere."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    argv = [sys.executable, __file__, *options, "--child", f"{name}={model}", "--child-threads", str(threads)]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"measuring {name} on {threads} thread(s) failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def parse_pipelines(value: str) -> List[Tuple[str, str]]:
+    pairs = [item.split("=", 1) for item in value.split(",") if item]
+    if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
+        raise typer.BadParameter("write NAME=MODEL,NAME=MODEL, e.g. student=training/de/concner-n1000-s1/model-best")
+    return [(name, model) for name, model in pairs]
+
+
+def merged(records: List[Dict], new: List[Dict]) -> List[Dict]:
+    """The earlier records but those of the same pipeline and thread count, then the new."""
+    keys = {tuple(r[k] for k in RECORD_KEY) for r in new}
+    return [r for r in records if tuple(r[k] for k in RECORD_KEY) not in keys] + new
+
+
+def markdown(records: List[Dict], teacher: str) -> str:
+    teacher_f1 = {r["threads"]: r["f1"] for r in records if r["pipeline"] == teacher}
+    commands = list(dict.fromkeys(r["command"] for r in records))
+    lines = [
+        "# Prediction speed on a CPU",
+        "",
+        "Words per second of `nlp.pipe` over Docs of the test set's words in the file's order "
+        "(batches of the records' size; spaCy's tokenizer not timed: its own words/s beside "
+        "it), and of the pipeline's "
+        "bare encoder on the same batches (its Hugging Face tokenizer and module, called as "
+        "the pipeline calls it); `pipeline / encoder` is the ratio of their times. F1, P, R: "
+        f"seqeval entity-level micro scores of the pipeline on those sentences; `% of {teacher}`: "
+        f"its F1 as a share of the pipeline named {teacher}'s. Best of the repeated passes. "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores. See "
+        "benchmarks/speed.py for what is timed.",
+        "",
+        "Targets: the default package >= 2,000 words/s on one thread at >= 95% of its "
+        "teacher's F1; pipeline time <= 1.2 x its encoder's; the CNN student >= 20,000 "
+        "words/s at >= 90% of the teacher's F1.",
+        "",
+        *(f"    {command}" for command in commands),
+        "",
+        "| pipeline | threads | encoder | words/s | encoder words/s | pipeline / encoder | F1 "
+        f"| % of {teacher} | P | R | tokenizer words/s | sentences | words | load avg |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"])):
+        encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {'int8' if r['int8'] else 'fp32'}"
+        share = f"{100 * r['f1'] / teacher_f1[r['threads']]:.1f}" if teacher_f1.get(r["threads"]) else "–"
+        lines.append(" | ".join([
+            f"| {r['pipeline']}", str(r["threads"]), encoder, f"{r['words_per_second']:,.0f}",
+            _optional(r["encoder_words_per_second"], "{:,.0f}"), _optional(r["pipeline_to_encoder"], "{:.2f}"),
+            f"{r['f1']:.2f}", share, f"{r['precision']:.2f}", f"{r['recall']:.2f}",
+            f"{r['tokenizer_words_per_second']:,.0f}", str(r["n_sents"]), str(r["n_words"]), f"{r['load_avg_1min']} |",
+        ]))
+    return "\n".join(lines) + "\n"
+
+
+def _optional(value: Optional[float], fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def main(
+    pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages"),
+    test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
+    sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
+    threads: str = typer.Option("1,2", help="Thread counts, comma separated"),
+    batch_size: int = typer.Option(64, min=1, help="Docs per nlp.pipe batch"),
+    repeats: int = typer.Option(2, min=1, help="Timed passes; the best is kept"),
+    teacher: str = typer.Option("teacher", help="The pipeline whose F1 the others are compared to"),
+    results: Path = typer.Option(ROOT / "benchmarks" / "results", help="Folder of speed.json and speed.md"),
+    child: str = typer.Option("", hidden=True),
+    child_threads: int = typer.Option(1, hidden=True),
+) -> None:
+    """Words per second of pipelines and their encoders on 1 and 2 threads, with F1."""
+    if child:
+        name, model = child.split("=", 1)
+        print(json.dumps(measure(name, model, child_threads, test, sentences, batch_size, repeats)))
+        return
+    from spacy_concner.files import write_atomic
+
+    measured = parse_pipelines(pipelines)
+    counts = [int(t) for t in threads.split(",")]
+    options = ["--test", str(test), "--sentences", str(sentences), "--batch-size", str(batch_size),
+               "--repeats", str(repeats)]
+    command = "python benchmarks/speed.py " + shlex.join(sys.argv[1:])
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    json_path = results / "speed.json"
+    records = json.loads(json_path.read_text(encoding="utf8")) if json_path.exists() else []
+    for count in counts:
+        for name, model in measured:
+            try:
+                record = {**run_child(name, model, count, options), "command": command, "date": date}
+            except RuntimeError as error:
+                typer.echo(str(error), err=True)
+                raise typer.Exit(1)
+            typer.echo(f"{name}, {count} thread(s): {record['words_per_second']:,.0f} words/s, "
+                       f"encoder {_optional(record['encoder_words_per_second'], '{:,.0f}')}, F1 {record['f1']:.2f}")
+            records = merged(records, [record])
+            results.mkdir(parents=True, exist_ok=True)
+            write_atomic(json_path, json.dumps(records, indent=1) + "\n")
+            write_atomic(results / "speed.md", markdown(records, teacher))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,81 @@
+"""benchmarks/speed.py: end to end on two tiny pipelines (its fields, not timings), an
+int8 transformer student and a CNN, each in its own process; merging and the table."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import spacy
+from spacy.training import Example
+
+from spacy_concner.files import read_docbin
+from spacy_concner.package import quantized_config
+
+ROOT = Path(__file__).parents[1]
+
+
+def speed_module():
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cnn_dir(test_file: Path, folder: Path) -> Path:
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("ner")
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in read_docbin(test_file, nlp.vocab)]
+    nlp.initialize(lambda: examples)
+    nlp.to_disk(folder / "cnn")
+    return folder / "cnn"
+
+
+def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tmp_path):
+    int8 = tmp_path / "int8"
+    shutil.copytree(teacher_dir, int8)
+    (int8 / "config.cfg").write_text(quantized_config((int8 / "config.cfg").read_text(), int8 / "config.cfg"))
+    test = paired_docbins["translation"]
+    results = tmp_path / "results"
+    args = ["--pipelines", f"student={int8},cnn={cnn_dir(test, tmp_path)}", "--test", test,
+            "--sentences", 20, "--threads", 1, "--batch-size", 8, "--repeats", 1,
+            "--teacher", "student", "--results", results]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, ROOT / "benchmarks" / "speed.py", *map(str, args)],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    records = {r["pipeline"]: r for r in json.loads((results / "speed.json").read_text())}
+    student, cnn = records["student"], records["cnn"]
+    for record in (student, cnn):
+        assert record["threads"] == 1 and record["n_sents"] == 20 and record["n_words"] > 0
+        assert record["words_per_second"] > 0 and record["tokenizer_words_per_second"] > 0
+        assert 0 <= record["f1"] <= 100
+    assert student["pipes"] == ["transformer", "concner"] and student["f1"] > 50
+    assert (student["encoder_layers"], student["int8"]) == (2, True)
+    assert student["encoder_words_per_second"] > 0
+    assert student["pipeline_to_encoder"] == round(student["encoder_words_per_second"] / student["words_per_second"], 3)
+    assert (cnn["encoder_layers"], cnn["int8"], cnn["encoder_words_per_second"]) == (None, None, None)
+    report = (results / "speed.md").read_text()
+    assert "python benchmarks/speed.py --pipelines student=" in report
+    assert "| student | 1 | 2 layers, int8 |" in report and "| 100.0 |" in report
+    assert "| cnn | 1 | none |" in report
+
+
+def test_a_rerun_replaces_the_rows_of_its_pipelines_and_thread_counts():
+    speed = speed_module()
+    old = [{"pipeline": "a", "threads": 1, "f1": 1}, {"pipeline": "a", "threads": 2, "f1": 2},
+           {"pipeline": "b", "threads": 1, "f1": 3}]
+    new = [{"pipeline": "a", "threads": 1, "f1": 4}]
+    assert speed.merged(old, new) == old[1:] + new
+
+
+def test_pipelines_are_named(tmp_path):
+    import pytest
+    import typer
+
+    speed = speed_module()
+    assert speed.parse_pipelines("a=x,b=pkg_name") == [("a", "x"), ("b", "pkg_name")]
+    with pytest.raises(typer.BadParameter, match="NAME=MODEL"):
+        speed.parse_pipelines("training/de/concner-n1000-s1/model-best")

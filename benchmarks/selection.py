@@ -27,6 +27,7 @@ from typing import Dict, List
 import typer
 
 from spacy_concner.files import write_atomic
+from spacy_concner.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -132,22 +133,18 @@ def read_records(path: Path) -> List[Dict]:
 def markdown(records: List[Dict]) -> str:
     columns = ["name", "variant", "frozen_layers", "learn_rate", "epochs", "best_dev_f1",
                "best_epoch", "last_dev_f1", "minutes"]
-    lines = [
-        "# Recipe selection on English dev (F1, 0-100)",
-        "",
+    order = sorted(records, key=lambda r: (r["variant"] != "default", r["epochs"], r["frozen_layers"], r["learn_rate"]))
+    intro = (
+        "# Recipe selection on English dev (F1, 0-100)\n\n"
         "Written by benchmarks/selection.py: configs/concner.cfg on the N = 1000 English "
         "sample; learn rate = the encoder's peak (softmax layer 10x), 10% warm-up then "
         "linear decay to 0; 32 steps an epoch, dev F1 after every epoch; minutes of "
         "training and evaluation on one CPU thread, two runs at a time on 2 cores. "
         "Variants: default = the configs (TokenClassifier.v2: random softmax weights, "
         "first-piece token vectors); zero-softmax = TokenClassifier.v1; mean-pooling = "
-        "mean of a token's pieces. Dev curves: curves/selection/.",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "| --- |" + " ---: |" * (len(columns) - 1),
-    ]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in records]
-    return "\n".join(lines) + "\n"
+        "mean of a token's pieces. Dev curves: curves/selection/.\n\n"
+    )
+    return intro + markdown_table(columns, ([r[c] for c in columns] for r in order), align="l" + "r" * 8)
 
 
 def main(

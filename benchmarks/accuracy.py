@@ -38,6 +38,7 @@ from spacy_concner.files import write_atomic
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
 RECORD_KEY = ("system", "lang", "n_source", "seed")
+CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
 PROJECT_FILES = ("project.yml", "configs", "assets")  # linked into every run folder
 
 
@@ -111,7 +112,7 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
     """The record of a finished system workflow; its training curves copied to results."""
     curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}"
     curves.mkdir(parents=True, exist_ok=True)
-    minutes, dev_f1 = 0.0, None
+    minutes, dev_f1, late_gain = 0.0, None, None
     for command in commands:
         curve = next((folder / out / "curve.jsonl" for out in command.get("outputs", [])
                       if (folder / out / "curve.jsonl").is_file()), None)
@@ -120,6 +121,7 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
             points = [json.loads(line) for line in curve.read_text().splitlines()]
             minutes += points[-1]["seconds"] / 60
             dev_f1 = max(point["score"] for point in points)  # of the system's last model
+            late_gain = late_dev_gain([point["score"] for point in points])
     (scores,) = json.loads((folder / commands[-1]["outputs"][0]).read_text())
     return {
         "system": system,
@@ -132,8 +134,16 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
         "f1": round(scores["f1"], 2),
         "f1_per_type": {t: round(s["f1"], 2) for t, s in scores["per_type"].items()},
         "english_dev_f1": dev_f1,
+        "dev_gain_last_quarter": late_gain,
         "train_minutes": round(minutes, 1),
     }
+
+
+def late_dev_gain(scores: List[float]) -> float:
+    """How much the best English dev F1 of the last quarter of a training curve exceeds
+    the best before it: a converged run gains little there (CONVERGED_GAIN)."""
+    cut = max(1, len(scores) * 3 // 4)
+    return round(max(scores[cut:], default=scores[-1]) - max(scores[:cut]), 2)
 
 
 def read_json(path: Path) -> List[Dict]:
@@ -185,10 +195,15 @@ def markdown_report(records: List[Dict]) -> str:
     for system, by_lang in TARGETS["paper"].items():
         lines.append(f"| paper: {system} | " + " | ".join(str(by_lang.get(lang, "")) for lang, _ in columns) + " |")
     keys = ["system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
-            "english_dev_f1", "train_minutes"]
+            "english_dev_f1", "dev_gain_last_quarter", "train_minutes"]
+    rising = [r for r in records if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN]
+    lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
+              f"training run is at most {CONVERGED_GAIN} above the best before it "
+              f"(dev_gain_last_quarter); runs still rising: "
+              + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
     for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (order + [r["system"]]).index(r["system"]))):
-        cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r[k]) for k in keys]
+        cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r.get(k)) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

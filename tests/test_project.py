@@ -316,3 +316,17 @@ def test_benchmark_results_keep_records_of_concurrent_runs(accuracy, tmp_path):
     report = (tmp_path / "accuracy.md").read_text()
     assert "| en | de |" in report and "| en | es |" in report
     assert (tmp_path / "accuracy.png").is_file()
+
+
+def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
+    rising = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]
+    flat = [0.0, 50.0, 80.0, 85.0, 85.5, 85.2, 85.4, 85.3]
+    assert accuracy.late_dev_gain(rising) == 20.0 > accuracy.CONVERGED_GAIN
+    assert accuracy.late_dev_gain(flat) == -0.1
+    report = accuracy.markdown_report([
+        {"system": s, "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
+         "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0,
+         "dev_gain_last_quarter": gain, "train_minutes": 1.0}
+        for s, gain in (("en", 3.5), ("concner", 0.2))
+    ])
+    assert "runs still rising: en es s1." in report

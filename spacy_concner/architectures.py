@@ -13,6 +13,7 @@ from spacy.util import registry
 from thinc.api import Model, Softmax_v2, chain, glorot_uniform_init, with_array
 from thinc.types import Floats2d
 
+from .cjk import joined_spans
 from .config_errors import config_error
 from .e5 import GET_ENCODER_HINT
 from .encoder_forward import DEFAULT_ROWS, attach, attached_cache, is_attached
@@ -92,6 +93,7 @@ def create_transformer_model_v2(
     cache_mb: int = DEFAULT_CACHE_MB,
     predict_rows: int = DEFAULT_ROWS,
     quantize: bool = False,
+    join_cjk: bool = True,
 ) -> Model[List[Doc], "FullTransformerBatch"]:
     """spacy-transformers.TransformerModel.v3 loading `name` (a local folder or a hub
     name) at initialize, with an actionable error if it cannot be found, and with the
@@ -101,10 +103,14 @@ def create_transformer_model_v2(
     Prediction runs the windows of a batch shortest first, predict_rows at a time
     (encoder_forward.py). quantize = true runs the encoder's Linear layers in int8 from
     the first prediction on (int8.py; CPU only, for prediction: such a model cannot be
-    trained)."""
+    trained). join_cjk = true (the default) gives the encoder Chinese and Japanese text
+    without the spaces between CJK characters that a Doc of one token per character has
+    (cjk.py), in training and prediction alike; other text is unchanged."""
     from spacy_transformers.architectures import create_TransformerModel_v3
     from spacy_transformers.layers.transformer_model import forward as transformer_forward
 
+    if join_cjk:
+        get_spans = joined_spans(get_spans)
     model = create_TransformerModel_v3(
         name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
     )

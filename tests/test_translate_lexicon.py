@@ -145,3 +145,13 @@ def test_unreadable_cache_is_rebuilt(dictd_dir, tmp_path, content):
         translator = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path), dictd_dir=str(dictd_dir))
     assert translator.lexicon.exact["Germany"] == "Deutschland"
     assert pickle.loads((tmp_path / "eng-deu.pkl").read_bytes())["exact"] == translator.lexicon.exact
+
+
+def test_chinese_output_keeps_spaces_between_words_left_in_english(dictd_dir, tmp_path):
+    """Regression: every space was dropped in zh output, "Stuart Law" became "StuartLaw"."""
+    german = get_translator("lexicon", pair="eng-deu", cache_dir=str(tmp_path / "cache"), dictd_dir=str(dictd_dir))
+    german.lexicon.exact["Germany"] = "德国"
+    translator = lexicon_module.LexiconTranslator("eng-zho", german.lexicon)
+    words, ents, result = translate(translator, "Stuart Law visited Germany", [(0, 2, "PER"), (3, 4, "LOC")])
+    assert result.doc.text == "Stuart Law visited德国"
+    assert ents == [("Stuart Law", "PER"), ("德国", "LOC")]

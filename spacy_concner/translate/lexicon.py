@@ -20,6 +20,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
+from ..cjk import CJK_CHAR
 from ..files import atomic_path
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, translators
@@ -235,7 +236,7 @@ class LexiconTranslator:
                 notes[kind] += n
                 notes[f"{kind}_translated"] += n if translation else 0
             i += n
-        spaces = [False] * len(words) if self.glue_words else detokenize(words)
+        spaces = glue_cjk(words, detokenize(words)) if self.glue_words else detokenize(words)
         doc = Doc(self.vocab, words=words, spaces=spaces)
         doc.ents = _owner_spans(doc, word_owner, [e.label_ for e in source.ents])
         doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
@@ -253,6 +254,13 @@ class LexiconTranslator:
                 if translation:
                     return n, _same_initial_case(translation, words[i]) if owner[i] >= 0 else translation
         return 1, None
+
+
+def glue_cjk(words: List[str], spaces: List[bool]) -> List[bool]:
+    """No space next to a CJK character (Chinese and Japanese are written without spaces);
+    words left in English between them (untranslated names) keep theirs."""
+    return [space and not (CJK_CHAR.match(word[-1:]) or CJK_CHAR.match(after[:1]))
+            for word, after, space in zip(words, words[1:] + [""], spaces)]
 
 
 def _has_letter(word: str) -> bool:

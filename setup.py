@@ -61,6 +61,7 @@ setup(
             "apertium.v1 = spacy_concner.translate.apertium:make_apertium",
             "lexicon.v1 = spacy_concner.translate.lexicon:make_lexicon",
             "hf_seq2seq.v1 = spacy_concner.translate.hf_seq2seq:make_hf_seq2seq",
+            "codeswitch.v1 = spacy_concner.translate.codeswitch:make_codeswitch",
         ],
     },
 )

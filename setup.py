@@ -53,6 +53,7 @@ setup(
         "thinc_losses": [
             "spacy_concner.LabelContrastiveLoss.v1 = spacy_concner.losses:configure_label_contrastive_loss",
             "spacy_concner.TranslationContrastiveLoss.v1 = spacy_concner.losses:configure_translation_contrastive_loss",
+            "spacy_concner.MultiViewContrastiveLoss.v1 = spacy_concner.losses:configure_multi_view_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
             "spacy_concner.KLDistillationLoss.v1 = spacy_concner.losses:configure_kl_distillation_loss",
         ],

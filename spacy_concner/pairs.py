@@ -43,6 +43,13 @@ def partner_rows(keys: List[Optional[Hashable]]) -> List[int]:
     return partners
 
 
+def group_ids(keys: List[Optional[Hashable]]) -> List[int]:
+    """For each row, an id shared by the rows with its key (ids in order of first
+    appearance), or -1 if it has no key."""
+    ids: Dict[Hashable, int] = {}
+    return [-1 if key is None else ids.setdefault(key, len(ids)) for key in keys]
+
+
 @registry.readers("spacy_concner.PairedCorpus.v1")
 def create_paired_corpus(
     source: Optional[Path],

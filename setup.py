@@ -53,6 +53,7 @@ setup(
         "thinc_losses": [
             "spacy_concner.LabelContrastiveLoss.v1 = spacy_concner.losses:configure_label_contrastive_loss",
             "spacy_concner.TranslationContrastiveLoss.v1 = spacy_concner.losses:configure_translation_contrastive_loss",
+            "spacy_concner.MultiViewContrastiveLoss.v1 = spacy_concner.losses:configure_multi_view_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
             "spacy_concner.KLDistillationLoss.v1 = spacy_concner.losses:configure_kl_distillation_loss",
         ],
@@ -61,6 +62,7 @@ setup(
             "apertium.v1 = spacy_concner.translate.apertium:make_apertium",
             "lexicon.v1 = spacy_concner.translate.lexicon:make_lexicon",
             "hf_seq2seq.v1 = spacy_concner.translate.hf_seq2seq:make_hf_seq2seq",
+            "codeswitch.v1 = spacy_concner.translate.codeswitch:make_codeswitch",
         ],
     },
 )

@@ -1,5 +1,6 @@
-"""The ConCNER losses (paper eqs. 3-7 and 9) as Thinc `Loss` objects, and ConcnerLoss,
-which composes them into the `concner` component's loss (eq. 8).
+"""The ConCNER losses (paper eqs. 3-7 and 9) and mCL-NER's multi-view semantic contrast
+as Thinc `Loss` objects, and ConcnerLoss, which composes them into the `concner`
+component's loss (eq. 8).
 
 Each `__call__` returns `(gradient, value)` from one pass, the gradient with respect to
 what the model's backprop takes (vectors, or pre-softmax logits). Array code goes through
@@ -15,7 +16,7 @@ from thinc.backends import get_array_ops
 from thinc.loss import Loss
 from thinc.types import Floats1d, Floats2d, Ints1d
 
-from .pairs import partner_rows
+from .pairs import group_ids, partner_rows
 
 # As in torch.nn.functional.normalize: x / max(||x||, eps); a zero vector maps to 0.
 NORM_EPS = 1e-8
@@ -52,14 +53,27 @@ class LabelContrastiveLoss(ContrastiveLoss):
 
     def __call__(self, vectors: Floats2d, labels: Ints1d) -> Tuple[Floats2d, float]:
         _check_rows(vectors, labels, "labels")
-        xp = get_array_module(vectors)
-        labels = xp.asarray(labels)  # labels made on the host, vectors on the device
-        positives = labels[:, None] == labels[None, :]
-        positives[xp.diag_indices(len(labels))] = False
-        return supervised_contrastive(vectors, positives, self.temperature)
+        return supervised_contrastive(vectors, _same_id_positives(vectors, labels), self.temperature)
 
 
-class TranslationContrastiveLoss(ContrastiveLoss):
+def _same_id_positives(vectors: Floats2d, ids: Ints1d):
+    """(n, n) boolean: rows i != j with the same id; a negative id has no positive."""
+    xp = get_array_module(vectors)
+    ids = xp.asarray(ids)  # ids made on the host, vectors on the device
+    positives = (ids[:, None] == ids[None, :]) & (ids >= 0)[:, None]
+    positives[xp.diag_indices(len(ids))] = False
+    return positives
+
+
+class KeyedContrastiveLoss(ContrastiveLoss):
+    """A contrastive loss over sentence vectors whose positives follow from pair keys."""
+
+    def targets(self, keys: List[Optional[Hashable]]) -> List[int]:
+        """What __call__ takes besides the vectors, from each row's pair key (None: unpaired)."""
+        raise NotImplementedError
+
+
+class TranslationContrastiveLoss(KeyedContrastiveLoss):
     """TCL (eqs. 6-7): a sentence vector attracts its translation's, repels the others.
 
     sentence_vectors: (S, d) mean-pooled sentence vectors r; partners: (S,) the row of
@@ -84,6 +98,31 @@ class TranslationContrastiveLoss(ContrastiveLoss):
             raise ValueError(f"rows {selfish} are given themselves as translation partner")
         positives = partners[:, None] == rows[None, :]
         return supervised_contrastive(sentence_vectors, positives, self.temperature)
+
+    def targets(self, keys: List[Optional[Hashable]]) -> List[int]:
+        """Each row's partner: the first other row with its key, -1 if none."""
+        return partner_rows(keys)
+
+
+class MultiViewContrastiveLoss(KeyedContrastiveLoss):
+    """Multi-view semantic contrast (mCL-NER): TCL with all the other views of a sentence
+    as its positives.
+
+    sentence_vectors: (S, d) sentence vectors; groups: (S,) the group of each row, -1 for
+    a row in none. The positives of row i are the other rows of its group (the source, its
+    code-switched view, its translations), every other row of the batch is a negative;
+    L_i is the mean over the positives, as in LCL. The value is the mean over the rows
+    with at least one positive. With groups of two rows it is TCL.
+    """
+
+    def __call__(self, sentence_vectors: Floats2d, groups: Ints1d) -> Tuple[Floats2d, float]:
+        _check_rows(sentence_vectors, groups, "groups")
+        positives = _same_id_positives(sentence_vectors, groups)
+        return supervised_contrastive(sentence_vectors, positives, self.temperature)
+
+    def targets(self, keys: List[Optional[Hashable]]) -> List[int]:
+        """Each row's group: the rows with one key share one id, an unpaired row gets -1."""
+        return group_ids(keys)
 
 
 def supervised_contrastive(
@@ -289,7 +328,8 @@ class Targets:
 class ConcnerLoss:
     """The loss of the `concner` component over a batch: alpha * CE + beta * (LCL + TCL)
     over the Docs with gold tags (eq. 8), plus the distillation loss over the Docs with a
-    teacher's distributions (eq. 9). A contrastive loss that is None is left out.
+    teacher's distributions (eq. 9). A contrastive loss that is None is left out; the
+    sentence-level one is TCL or the multi-view contrast, its targets made from the keys.
 
     __call__(vectors, probs, targets) returns ((d_vectors, d_logits), value): one array
     per Doc of the gradient w.r.t. the token vectors and w.r.t. the pre-softmax logits,
@@ -301,7 +341,7 @@ class ConcnerLoss:
         alpha: float,
         beta: float,
         label_loss: Optional[LabelContrastiveLoss],
-        translation_loss: Optional[TranslationContrastiveLoss],
+        translation_loss: Optional[KeyedContrastiveLoss],
         distillation_loss: DistillationLoss,
     ):
         self.alpha = alpha
@@ -343,8 +383,8 @@ class ConcnerLoss:
         return (_split(xp, d_vectors, lengths), _split(xp, d_logits, lengths)), value
 
     def _translation_contrastive(self, flat_vectors, lengths, rows, keys) -> Tuple[Floats2d, float]:
-        """TCL over the given non-empty Docs, sentence vector = mean token vector; the
-        gradient w.r.t. all the batch's token vectors."""
+        """The sentence-level contrast (TCL or multi-view) over the given non-empty Docs,
+        sentence vector = mean token vector; the gradient w.r.t. all the batch's token vectors."""
         rows = [i for i in rows if lengths[i]]
         d_vectors = get_array_module(flat_vectors).zeros_like(flat_vectors)
         if len(rows) < 2:
@@ -353,8 +393,8 @@ class ConcnerLoss:
         tokens = _token_rows(lengths, rows)
         row_lengths = ops.asarray1i([lengths[i] for i in rows])
         sentences = ops.reduce_mean(flat_vectors[tokens], row_lengths)
-        partners = ops.asarray1i(partner_rows([keys[i] for i in rows]))
-        d_sentences, value = self.translation_loss(sentences, partners)
+        targets = ops.asarray1i(self.translation_loss.targets([keys[i] for i in rows]))
+        d_sentences, value = self.translation_loss(sentences, targets)
         d_vectors[tokens] = ops.backprop_reduce_mean(d_sentences, row_lengths)
         return d_vectors, value
 
@@ -371,6 +411,7 @@ def _token_rows(lengths: List[int], docs: List[int]):
 
 @registry.losses("spacy_concner.LabelContrastiveLoss.v1")
 def configure_label_contrastive_loss(temperature: float = 0.1) -> LabelContrastiveLoss:
+    """LCL (eqs. 4-5): tokens with the same gold tag attract, all others repel."""
     return LabelContrastiveLoss(temperature=temperature)
 
 
@@ -378,14 +419,26 @@ def configure_label_contrastive_loss(temperature: float = 0.1) -> LabelContrasti
 def configure_translation_contrastive_loss(
     temperature: float = 0.1,
 ) -> TranslationContrastiveLoss:
+    """TCL (eqs. 6-7): a sentence vector attracts its translation's (the first other row
+    with its pair key), repels the other sentences of the batch."""
     return TranslationContrastiveLoss(temperature=temperature)
+
+
+@registry.losses("spacy_concner.MultiViewContrastiveLoss.v1")
+def configure_multi_view_contrastive_loss(temperature: float = 0.1) -> MultiViewContrastiveLoss:
+    """mCL-NER's semantic contrast: each sentence vector attracts all the other views with
+    its pair key (source, code-switched, translations) and repels the other sentences of
+    the batch; TCL when every key has two views."""
+    return MultiViewContrastiveLoss(temperature=temperature)
 
 
 @registry.losses("spacy_concner.DistillationLoss.v1")
 def configure_distillation_loss() -> DistillationLoss:
+    """Distillation (eq. 9): MSE between the student's and the teacher's distributions."""
     return DistillationLoss()
 
 
 @registry.losses("spacy_concner.KLDistillationLoss.v1")
 def configure_kl_distillation_loss() -> KLDistillationLoss:
+    """Distillation with KL(teacher || student) per token in place of eq. 9's MSE."""
     return KLDistillationLoss()

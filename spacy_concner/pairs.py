@@ -1,13 +1,14 @@
-"""Paired training data: an English Doc and its translation, kept in the same batch.
+"""Paired training data: an English Doc and its translations (or other views, such as a
+code-switched version), kept in the same batch.
 
 The pair key travels in `doc.user_data[PAIR_KEY]` (DocBins store user data): a source
-sentence and its translation carry the same value.
+sentence and its views carry the same value.
 """
 import random
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Union
+from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Set, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -43,20 +44,28 @@ def partner_rows(keys: List[Optional[Hashable]]) -> List[int]:
     return partners
 
 
+def group_ids(keys: List[Optional[Hashable]]) -> List[int]:
+    """For each row, an id shared by the rows with its key (ids in order of first
+    appearance), or -1 if it has no key."""
+    ids: Dict[Hashable, int] = {}
+    return [-1 if key is None else ids.setdefault(key, len(ids)) for key in keys]
+
+
 @registry.readers("spacy_concner.PairedCorpus.v1")
 def create_paired_corpus(
     source: Optional[Path],
-    translation: Optional[Path] = None,
+    translation: Optional[Union[Path, List[Path]]] = None,
     gold_preproc: bool = False,
     max_length: int = 0,
     limit: int = 0,
 ) -> Callable[[Language], Iterable[Example]]:
-    """Examples from a source DocBin and, optionally, its translation DocBin, each
-    translation yielded right after its source. Arguments as in spacy.Corpus.v1,
-    applied to each file. Says how many translations match a source sentence by pair
-    key; warns when some do not (they train as unpaired examples, without TCL) and
-    fails when fewer than half do (MIN_MATCHED_SHARE): the file is then not the
-    source's translation."""
+    """Examples from a source DocBin and, optionally, its translation DocBin or a list
+    of such files (other views of the source: translations, code-switched versions),
+    each source's views yielded right after it, in the order of the files. Arguments
+    as in spacy.Corpus.v1, applied to each file. Says per file how many of its Docs
+    match a source sentence by pair key; warns when some do not (they train as
+    unpaired examples, without TCL) and fails when fewer than half do
+    (MIN_MATCHED_SHARE): the file is then not a view of the source."""
     if source is None:
         raise config_error(
             "The paired corpus has no source path: set it in the config or on the command "
@@ -69,36 +78,41 @@ class PairedCorpus:
     def __init__(
         self,
         source: Path,
-        translation: Optional[Path],
+        translation: Optional[Union[Path, List[Path]]],
         gold_preproc: bool,
         max_length: int,
         limit: int,
     ):
         options = dict(gold_preproc=gold_preproc, max_length=max_length, limit=limit)
-        self.paths = (source, translation)
+        self.source_path = source
         self.source = Corpus(source, **options)
-        self.translation = Corpus(translation, **options) if translation else None
-        self.reported = False
+        self.view_paths = translation if isinstance(translation, list) else [translation] if translation else []
+        self.views = [Corpus(path, **options) for path in self.view_paths]
+        self.reported: Set[Path] = set()
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         sources = list(self.source(nlp))
-        translations: Dict[Optional[Hashable], List[Example]] = defaultdict(list)
-        if self.translation is not None:
-            for eg in self.translation(nlp):
-                translations[pair_key(eg)].append(eg)
-            self.check_matches({pair_key(eg) for eg in sources} - {None}, translations)
+        source_keys = {pair_key(eg) for eg in sources} - {None}
+        views: Dict[Optional[Hashable], List[Example]] = defaultdict(list)
+        for path, corpus in zip(self.view_paths, self.views):
+            file_views: Dict[Optional[Hashable], List[Example]] = defaultdict(list)
+            for eg in corpus(nlp):
+                file_views[pair_key(eg)].append(eg)
+            self.check_matches(path, source_keys, file_views)
+            for key, egs in file_views.items():
+                views[key].extend(egs)
         for eg in sources:
             yield eg
             key = pair_key(eg)
             if key is not None:
-                yield from translations.pop(key, [])
-        for unmatched in translations.values():
+                yield from views.pop(key, [])
+        for unmatched in views.values():
             yield from unmatched
 
-    def check_matches(self, source_keys: set, translations: Dict[Optional[Hashable], List[Example]]) -> None:
-        """Say, the first time, how many translations match a source sentence; warn
-        when some do not, fail when most do not."""
-        source, translation = self.paths
+    def check_matches(self, translation: Path, source_keys: set, translations: Dict[Optional[Hashable], List[Example]]) -> None:
+        """Say, the first time, how many of a file's translations match a source
+        sentence; warn when some do not, fail when most do not."""
+        source = self.source_path
         n_translations = sum(len(egs) for egs in translations.values())
         n_matched = sum(len(egs) for key, egs in translations.items() if key in source_keys)
         if n_matched < MIN_MATCHED_SHARE * n_translations or not n_translations:
@@ -108,9 +122,9 @@ class PairedCorpus:
                 "Set paths.translation to the output of `python -m spacy_concner translate` "
                 "run on paths.train (not a test set or another sample's translation).",
             )
-        if self.reported:
+        if translation in self.reported:
             return
-        self.reported = True
+        self.reported.add(translation)
         msg.info(f"Paired corpus: {n_matched} of {n_translations} translations in {translation} match "
                  f"one of the {len(source_keys)} keyed sentences of {source}")
         if n_matched < n_translations:
@@ -125,8 +139,9 @@ class PairedCorpus:
 def configure_pair_batcher_v2(
     size: int = 32, shuffle: bool = True, buffer: int = 100_000, sort_window: int = 8
 ) -> Callable[[Iterable[Item]], Iterator[List[Item]]]:
-    """Batches of `size` pairs (a source and its translations; an unpaired item is a
-    group of its own), pairs of similar length together: the shuffled pairs are taken
+    """Batches of `size` pairs (a source and all its views with its pair key:
+    translations, code-switched versions; an unpaired item is a group of its own),
+    pairs of similar length together: the shuffled pairs are taken
     `sort_window` batches at a time and sorted by length (characters of the longest
     item) before they are cut into batches; the batches are then shuffled. Less
     padding, and batches still differ from epoch to epoch. sort_window = 1 is v1.

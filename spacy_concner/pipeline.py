@@ -21,9 +21,9 @@ from .config_errors import config_error
 from .losses import (
     ConcnerLoss,
     DistillationLoss,
+    KeyedContrastiveLoss,
     LabelContrastiveLoss,
     Targets,
-    TranslationContrastiveLoss,
 )
 from .pairs import pair_key
 
@@ -74,13 +74,14 @@ def make_concner(
     beta: float,
     lr_scale: float,
     label_loss: Optional[LabelContrastiveLoss],
-    translation_loss: Optional[TranslationContrastiveLoss],
+    translation_loss: Optional[KeyedContrastiveLoss],
     distillation_loss: DistillationLoss,
     scorer: Optional[Callable],
 ) -> "ConcNER":
     """alpha weighs cross-entropy and beta the two contrastive losses (eq. 8).
     beta = 0 trains with CE only; a contrastive loss set to null is left out
-    (the paper's ablations: alpha = beta = 0.5 with LCL or TCL null).
+    (the paper's ablations: alpha = beta = 0.5 with LCL or TCL null). translation_loss
+    is TCL, or mCL-NER's multi-view contrast (all views with one pair key attract).
     lr_scale multiplies the optimizer's learn rate for the component's own weights
     (with a transformer listener: the softmax layer, not the shared encoder). A fresh
     softmax layer learns slowly at a fine-tuning learn rate such as 5e-5."""
@@ -121,7 +122,7 @@ class ConcNER(TrainablePipe):
         beta: float = 0.25,
         lr_scale: float = 1.0,
         label_loss: Optional[LabelContrastiveLoss] = None,
-        translation_loss: Optional[TranslationContrastiveLoss] = None,
+        translation_loss: Optional[KeyedContrastiveLoss] = None,
         distillation_loss: Optional[DistillationLoss] = None,
         scorer: Optional[Callable] = None,
     ):

@@ -200,3 +200,48 @@ def teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
     path = tmp_path_factory.mktemp("teacher") / "model"
     nlp.to_disk(path)
     return path
+
+
+def write_freedict(folder: Path, name: str, entries: dict) -> Path:
+    """A FreeDict dictionary in miniature in `folder`: the dictd index and the dictzip'd
+    data (gzip-compatible) of entries {headword: entry text}; a headword is indexed
+    stripped, so "house " files a second entry under "house"."""
+    import gzip
+
+    data, index, offset = b"", [], 0
+    for headword, entry in entries.items():
+        raw = entry.encode("utf8")
+        index.append(f"{headword.strip()}\t{_base64(offset)}\t{_base64(len(raw))}")
+        data += raw
+        offset += len(raw)
+    (folder / f"{name}.index").write_text("\n".join(index) + "\n", encoding="utf8")
+    (folder / f"{name}.dict.dz").write_bytes(gzip.compress(data))
+    return folder
+
+
+def _base64(n: int) -> str:
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    out = ""
+    while True:
+        out = digits[n % 64] + out
+        n //= 64
+        if not n:
+            return out
+
+
+def write_keyed_docbin(path: Path, sentences) -> Path:
+    """A DocBin of sentences [(words, [(start, end, label), ...]), ...], sentence i with
+    the pair key "s:i", as `convert` writes them."""
+    from spacy.tokens import Doc, DocBin, Span
+    from spacy.vocab import Vocab
+
+    from spacy_concner.pairs import PAIR_KEY
+
+    vocab, docbin = Vocab(), DocBin(store_user_data=True)
+    for i, (words, ents) in enumerate(sentences):
+        doc = Doc(vocab, words=words)
+        doc.ents = [Span(doc, start, end, label=label) for start, end, label in ents]
+        doc.user_data[PAIR_KEY] = f"s:{i}"
+        docbin.add(doc)
+    docbin.to_disk(path)
+    return path

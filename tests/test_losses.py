@@ -10,6 +10,7 @@ from spacy_concner.losses import (
     DistillationLoss,
     KLDistillationLoss,
     LabelContrastiveLoss,
+    MultiViewContrastiveLoss,
     SentenceCrossEntropy,
     Targets,
     TranslationContrastiveLoss,
@@ -47,6 +48,17 @@ def check_tcl(vectors, partners, temperature=0.1):
     return check_contrastive(loss, reference.translation_contrastive, vectors, partners)
 
 
+def check_multi_view(vectors, groups, temperature=0.1):
+    loss = MultiViewContrastiveLoss(temperature)
+    return check_contrastive(loss, reference.multi_view_contrastive, vectors, groups)
+
+
+def view_groups(rng, sizes, n_unpaired):
+    """Rows shuffled; group g holds sizes[g] rows, the unpaired rows are in group -1."""
+    groups = numpy.array([g for g, size in enumerate(sizes) for _ in range(size)] + [-1] * n_unpaired)
+    return groups[rng.permutation(len(groups))]
+
+
 def paired_partners(rng, n_pairs, n_unpaired):
     """Rows shuffled; each pair points at each other, the unpaired rows at -1."""
     order = rng.permutation(2 * n_pairs + n_unpaired)
@@ -76,6 +88,48 @@ def test_translation_contrastive_matches_reference(seed, n_pairs, n_unpaired, wi
     rng = numpy.random.default_rng(seed)
     vectors = rng.normal(size=(2 * n_pairs + n_unpaired, width))
     check_tcl(vectors, paired_partners(rng, n_pairs, n_unpaired))
+
+
+@pytest.mark.parametrize(
+    "seed,sizes,n_unpaired,width,temperature",
+    [(0, [3], 0, 4, 0.1), (1, [3, 3, 3, 3], 0, 6, 0.1), (2, [2, 3, 4, 1], 3, 16, 0.1), (3, [5, 2], 4, 3, 0.5)],
+)
+def test_multi_view_contrastive_matches_reference(seed, sizes, n_unpaired, width, temperature):
+    """Groups of one row (a source without views) and unpaired rows are negatives only."""
+    rng = numpy.random.default_rng(seed)
+    vectors = rng.normal(size=(sum(sizes) + n_unpaired, width))
+    _, value = check_multi_view(vectors, view_groups(rng, sizes, n_unpaired), temperature)
+    assert value > 0
+
+
+@pytest.mark.parametrize("seed,n_pairs,n_unpaired", [(0, 1, 0), (1, 8, 0), (2, 12, 5), (3, 3, 7)])
+def test_multi_view_contrastive_of_pairs_is_tcl(seed, n_pairs, n_unpaired):
+    rng = numpy.random.default_rng(seed)
+    vectors = rng.normal(size=(2 * n_pairs + n_unpaired, 8)).astype("float32")
+    partners = paired_partners(rng, n_pairs, n_unpaired)
+    groups = numpy.where(partners >= 0, numpy.minimum(numpy.arange(len(partners)), partners), -1)
+    d_tcl, tcl = TranslationContrastiveLoss(0.2)(vectors, partners)
+    d_views, views = MultiViewContrastiveLoss(0.2)(vectors, groups)
+    assert views == tcl
+    numpy.testing.assert_array_equal(d_views, d_tcl)
+
+
+def test_multi_view_contrastive_edge_cases():
+    rng = numpy.random.default_rng(17)
+    vectors = rng.normal(size=(9, 4))
+    vectors[[1, 4]] = 0.0
+    check_multi_view(vectors, numpy.array([0, 0, 0, 1, 1, 1, 1, -1, 2]))
+    d_vectors, value = check_multi_view(vectors, numpy.array([0, 1, 2, -1, -1, 3, 4, 5, 6]))
+    assert value == 0.0 and not d_vectors.any()
+    check_multi_view(numpy.repeat(vectors[:3], 3, axis=0), numpy.array([0, 1, 2] * 3))
+    with pytest.raises(ValueError, match="groups must have one entry per row"):
+        MultiViewContrastiveLoss()(vectors, numpy.zeros(4, dtype="int64"))
+
+
+def test_keyed_losses_make_their_targets_from_pair_keys():
+    keys = ["a", "b", "a", None, "a", "b", "c"]
+    assert TranslationContrastiveLoss().targets(keys) == [2, 5, 0, -1, 0, 1, -1]
+    assert MultiViewContrastiveLoss().targets(keys) == [0, 1, 0, -1, 0, 1, 2]
 
 
 def test_label_with_a_single_token_is_only_a_negative():
@@ -346,17 +400,18 @@ def test_softmax_backprop_matches_autograd():
     numpy.testing.assert_allclose(ours, logits.grad.numpy(), rtol=1e-10)
 
 
-def random_batch(seed, lengths, kinds, n_tags=5, width=6):
+def random_batch(seed, lengths, kinds, n_tags=5, width=6, keys=None):
     """Vectors, logits and Targets of a batch: kinds[i] is "gold" (tags, some unknown),
-    "soft" (a teacher's distributions) or "none"; Docs 0/1, 2/3, ... share pair keys,
-    the last Doc has none."""
+    "soft" (a teacher's distributions) or "none"; the pair keys are `keys`, by default
+    Docs 0/1, 2/3, ... share one and the last Doc has none."""
     rng = numpy.random.default_rng(seed)
     vectors = [rng.normal(size=(n, width)) for n in lengths]
     logits = random_docs(rng, lengths, n_tags)
     gold = [numpy.where(rng.random(n) < 0.2, -1, rng.integers(0, n_tags, size=n)) if k == "gold" else None
             for n, k in zip(lengths, kinds)]
     soft = [softmax(x) if k == "soft" else None for x, k in zip(random_docs(rng, lengths, n_tags), kinds)]
-    keys = [f"k{i // 2}" for i in range(len(lengths) - 1)] + [None]
+    if keys is None:
+        keys = [f"k{i // 2}" for i in range(len(lengths) - 1)] + [None]
     return vectors, logits, Targets(gold, soft, keys)
 
 
@@ -376,6 +431,28 @@ def test_concner_loss_matches_reference(seed, lengths, kinds):
     (d_vectors, d_logits), value = loss(vectors, [softmax(x) for x in logits], targets)
     expected_value, expected_d_vectors, expected_d_logits = reference.concner_loss(
         vectors, logits, targets.gold, targets.soft, targets.keys, alpha=0.5, beta=0.25
+    )
+    assert_matches(value, expected_value)
+    assert_docs_match(d_vectors, expected_d_vectors)
+    assert_docs_match(d_logits, expected_d_logits)
+
+
+@pytest.mark.parametrize(
+    "seed,kinds,keys",
+    [
+        (0, ["gold"] * 7, ["a", "a", "a", "b", "b", "b", None]),
+        (1, ["gold", "gold", "soft", "gold", "gold", "gold", "gold"], ["a", "a", "a", "a", "b", "b", "c"]),
+        (2, ["gold", "none", "gold", "gold", "soft", "gold", "gold"], ["a", "b", "a", "b", "a", "a", "b"]),
+    ],
+)
+def test_concner_loss_with_multi_view_contrast_matches_reference(seed, kinds, keys):
+    """Eq. 8 with the multi-view contrast in place of TCL: every other Doc with the key
+    (among the Docs with gold tags) is a positive."""
+    vectors, logits, targets = random_batch(seed, [5, 6, 3, 4, 2, 7, 3], kinds, keys=keys)
+    loss = ConcnerLoss(0.5, 0.25, LabelContrastiveLoss(), MultiViewContrastiveLoss(), KLDistillationLoss())
+    (d_vectors, d_logits), value = loss(vectors, [softmax(x) for x in logits], targets)
+    expected_value, expected_d_vectors, expected_d_logits = reference.concner_loss(
+        vectors, logits, targets.gold, targets.soft, targets.keys, alpha=0.5, beta=0.25, all_views=True
     )
     assert_matches(value, expected_value)
     assert_docs_match(d_vectors, expected_d_vectors)
@@ -415,3 +492,10 @@ def test_losses_resolve_from_config(name, cls, settings):
     assert getattr(loss, "temperature", None) == settings.get("temperature")
     # installed, spaCy finds it without an import through the thinc_losses entry point
     assert name in {entry.name for entry in entry_points(group="thinc_losses")}
+
+
+def test_multi_view_loss_resolves_from_config():
+    """(Its entry point is checked against setup.py in test_entry_points.py.)"""
+    config = {"loss": {"@losses": "spacy_concner.MultiViewContrastiveLoss.v1", "temperature": 0.3}}
+    loss = registry.resolve(config)["loss"]
+    assert isinstance(loss, MultiViewContrastiveLoss) and loss.temperature == 0.3

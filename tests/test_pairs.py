@@ -11,10 +11,12 @@ from spacy_concner.pairs import (
     configure_pair_batcher,
     configure_pair_batcher_v2,
     create_paired_corpus,
+    group_ids,
     group_pairs,
     pair_key,
     partner_rows,
 )
+from spacy.util import registry
 
 
 def keyed_doc(vocab, key, text="a b"):
@@ -29,6 +31,27 @@ def test_partner_rows():
     # several translations of one source: every row points at the first other row
     assert partner_rows(["a", "a", "a"]) == [1, 0, 0]
     assert partner_rows([]) == []
+
+
+def test_group_ids():
+    assert group_ids(["a", "b", "a", None, "b", "c", "a"]) == [0, 1, 0, -1, 1, 2, 0]
+    assert group_ids([]) == []
+
+
+@pytest.mark.parametrize("sort_window", [1, 8])
+def test_pair_batcher_keeps_groups_of_more_views_together(sort_window):
+    """A source, its code-switched view and its translation: the group is one unit."""
+    nlp = spacy.blank("xx")
+    docs = [keyed_doc(nlp.vocab, f"k{i}", "a " * (i % 9 + 1)) for i in range(30) for _ in range(3)]
+    docs += [keyed_doc(nlp.vocab, f"p{i}") for i in range(10) for _ in range(2)]
+    random.Random(0).shuffle(docs)
+    random.seed(2)
+    batches = list(configure_pair_batcher_v2(size=4, sort_window=sort_window)(docs))
+    assert sorted(id(d) for b in batches for d in b) == sorted(id(d) for d in docs)
+    for batch in batches:
+        keys = [pair_key(d) for d in batch]
+        assert all(keys.count(k) == (3 if k.startswith("k") else 2) for k in keys)
+        assert len(set(keys)) <= 4
 
 
 def test_pair_batcher_keeps_pairs_together_and_shuffles_pairs():
@@ -126,9 +149,9 @@ def test_paired_corpus_without_translation(paired_docbins):
     assert len(list(corpus(spacy.blank("xx")))) == 24
 
 
-def keyed_docbin(path, keys):
+def keyed_docbin(path, keys, text="Anna lebt"):
     vocab = spacy.blank("xx").vocab
-    DocBin(docs=[keyed_doc(vocab, key, "Anna lebt") for key in keys], store_user_data=True).to_disk(path)
+    DocBin(docs=[keyed_doc(vocab, key, text) for key in keys], store_user_data=True).to_disk(path)
     return path
 
 
@@ -153,3 +176,27 @@ def test_unmatched_translations_are_counted_and_warned_about(tmp_path, capsys):
     assert "9 of 10 translations in" in " ".join(capsys.readouterr().out.split())
     list(corpus(spacy.blank("xx")))  # said once, not at every epoch
     assert "translations in" not in capsys.readouterr().out
+
+
+def test_paired_corpus_with_a_list_of_views_yields_each_group_together(tmp_path):
+    """A translation and a code-switched view of the source: each source is followed by
+    its views in the order of the files; a view file's extra sentence comes last."""
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(6)], "Anna lives here")
+    translation = keyed_docbin(tmp_path / "trans.spacy", [f"train:{i}" for i in (5, 3, 1, 0, 2, 4)], "Anna wohnt hier")
+    switched = keyed_docbin(tmp_path / "cs.spacy", [f"train:{i}" for i in range(6)] + ["other:0"], "Anna lives hier")
+    config = {"corpus": {"@readers": "spacy_concner.PairedCorpus.v1", "source": str(source),
+                         "translation": [str(translation), str(switched)]}}
+    corpus = registry.resolve(config)["corpus"]
+    with pytest.warns(UserWarning, match=r"cs\.spacy: 1 of 7 translations match no sentence"):
+        examples = list(corpus(spacy.blank("xx")))
+    keys = [pair_key(eg) for eg in examples]
+    assert keys == [f"train:{i}" for i in range(6) for _ in range(3)] + ["other:0"]
+    assert [eg.reference.text.strip() for eg in examples[:3]] == ["Anna lives here", "Anna wohnt hier", "Anna lives hier"]
+
+
+def test_paired_corpus_refuses_a_view_file_of_other_sentences_by_name(tmp_path):
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(4)])
+    translation = keyed_docbin(tmp_path / "trans.spacy", [f"train:{i}" for i in range(4)])
+    wrong = keyed_docbin(tmp_path / "test.spacy", [f"test:{i}" for i in range(4)])
+    with pytest.raises(ConfigValidationError, match=r"test\.spacy: 0 of 4 translations match"):
+        list(PairedCorpus(source, [translation, wrong], False, 0, 0)(spacy.blank("xx")))

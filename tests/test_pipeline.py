@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, load_model_from_config, resolve_dot_names
 
-from spacy_concner.pairs import PAIR_KEY
+from spacy_concner.pairs import PAIR_KEY, pair_key
 from spacy_concner.pipeline import (
     SOFT_TARGETS_KEY,
     biluo_to_iob2,
@@ -219,6 +219,44 @@ def test_null_translation_loss_is_the_tcl_ablation(tiny_bert_dir, paired_docbins
     _, ce = concner.loss.cross_entropy(probs, gold)
     _, lcl = concner.loss.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
     assert loss == pytest.approx(0.5 * ce + 0.5 * lcl, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def code_switched(paired_docbins, tmp_path_factory):
+    """The code-switched view of the synthetic source, made with a tiny dictionary."""
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    from spacy_concner.translate.codeswitch import CodeSwitcher
+    from spacy_concner.translate.lexicon import Lexicon
+
+    words = {"lives": "wohnt", "in": "in", "said": "sagte", "nothing": "nichts", "Paris": "Paris"}
+    switcher = CodeSwitcher("eng-deu", Lexicon(words, words), ratio=0.5)
+    docs = DocBin().from_disk(paired_docbins["source"]).get_docs(Vocab())
+    path = tmp_path_factory.mktemp("views") / "cs.spacy"
+    DocBin(docs=[t.doc for t in switcher(docs)], store_user_data=True).to_disk(path)
+    return path
+
+
+def test_multi_view_loss_contrasts_source_translation_and_code_switched_view(
+    tiny_bert_dir, paired_docbins, code_switched
+):
+    """paths.translation as a list of view files: each source comes with its two views,
+    and the multi-view loss takes all three as one group."""
+    overrides = {"paths.translation": [str(paired_docbins["translation"]), str(code_switched)],
+                 "components.concner.translation_loss.@losses": "spacy_concner.MultiViewContrastiveLoss.v1"}
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **overrides))
+    examples = training_examples(nlp)[:9]
+    assert [pair_key(eg) for eg in examples] == [f"synthetic:{i}" for i in range(3) for _ in range(3)]
+    concner, (vectors, probs), (loss, _) = loss_parts(nlp, examples)
+    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    _, ce = concner.loss.cross_entropy(probs, gold)
+    _, lcl = concner.loss.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
+    sentence_vectors = numpy.stack([v.mean(axis=0) for v in vectors])
+    _, views = concner.loss.translation_loss(sentence_vectors, numpy.repeat(numpy.arange(3), 3))
+    assert loss == pytest.approx(0.5 * ce + 0.25 * (lcl + views), rel=1e-5)
+    losses = nlp.update(examples, sgd=nlp.create_optimizer())
+    assert numpy.isfinite(losses["concner"])
 
 
 def soft_example(nlp, tags, probs):

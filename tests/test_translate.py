@@ -6,7 +6,7 @@ from spacy_concner.translate import Translation, get_translator, translators
 
 
 def test_builtins_are_registered_with_versions():
-    assert {"apertium.v1", "lexicon.v1", "hf_seq2seq.v1"} <= set(translators.get_all())
+    assert {"apertium.v1", "lexicon.v1", "hf_seq2seq.v1", "codeswitch.v1"} <= set(translators.get_all())
 
 
 def test_third_party_translator_by_name_and_config():
@@ -31,7 +31,7 @@ def test_unknown_translator_lists_the_registered_ones():
         get_translator("nope")
 
 
-@pytest.mark.parametrize("name", ["apertium", "lexicon"])
+@pytest.mark.parametrize("name", ["apertium", "lexicon", "codeswitch"])
 def test_pair_based_translators_need_a_pair(name):
     with pytest.raises(ValueError, match=f"The '{name}' translator: missing a required argument: 'pair'"):
         get_translator(name)

@@ -13,7 +13,7 @@ from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.translate import Translation, apertium, translators
 from spacy_concner.translate.cli import translate_docbin
 
-from conftest import said
+from conftest import said, write_keyed_docbin
 
 
 class Interrupted(Exception):
@@ -46,15 +46,9 @@ class Upper:
 
 @pytest.fixture
 def source(tmp_path):
-    vocab, docbin = Vocab(), DocBin(store_user_data=True)
-    for i in range(10):
-        doc = Doc(vocab, words=["Anna", "saw", "bad" if i == 4 else "good", "Lima", str(i)])
-        doc.ents = [Span(doc, 0, 1, label="PER"), Span(doc, 3, 4, label="LOC")]
-        doc.user_data[PAIR_KEY] = f"s:{i}"
-        docbin.add(doc)
-    path = tmp_path / "en.spacy"
-    docbin.to_disk(path)
-    return path
+    sentences = [(["Anna", "saw", "bad" if i == 4 else "good", "Lima", str(i)], [(0, 1, "PER"), (3, 4, "LOC")])
+                 for i in range(10)]
+    return write_keyed_docbin(tmp_path / "en.spacy", sentences)
 
 
 def read(path):

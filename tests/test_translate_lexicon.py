@@ -1,5 +1,4 @@
 """Lexicon backend: FreeDict parsing, phrases, entity rules, the cache; real dictionaries."""
-import gzip
 import pickle
 
 import pytest
@@ -11,6 +10,8 @@ from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.translate import BackendMissing, get_translator, translate_docs
 from spacy_concner.translate import lexicon as lexicon_module
 from spacy_concner.translate.lexicon import DICTD_DIR
+
+from conftest import write_freedict
 
 ENTRIES = {  # a dictd eng-deu in miniature, in FreeDict's layout
     "Germany": "Germany /dʒˈɜːməni/\nDeutschland <neut> [geogr.]\n see: {East Germany}\n",
@@ -29,26 +30,8 @@ ENTRIES = {  # a dictd eng-deu in miniature, in FreeDict's layout
 
 @pytest.fixture
 def dictd_dir(tmp_path):
-    """Index and dictzip'd data (gzip-compatible) of ENTRIES named freedict-eng-deu."""
-    data, index, offset = b"", [], 0
-    for headword, entry in ENTRIES.items():
-        raw = entry.encode("utf8")
-        index.append(f"{headword.strip()}\t{_base64(offset)}\t{_base64(len(raw))}")
-        data += raw
-        offset += len(raw)
-    (tmp_path / "freedict-eng-deu.index").write_text("\n".join(index) + "\n", encoding="utf8")
-    (tmp_path / "freedict-eng-deu.dict.dz").write_bytes(gzip.compress(data))
-    return tmp_path
-
-
-def _base64(n):
-    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    out = ""
-    while True:
-        out = digits[n % 64] + out
-        n //= 64
-        if not n:
-            return out
+    """ENTRIES as the dictd files of freedict-eng-deu."""
+    return write_freedict(tmp_path, "freedict-eng-deu", ENTRIES)
 
 
 def make_doc(text, ents):

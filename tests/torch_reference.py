@@ -1,6 +1,7 @@
 """Plain-PyTorch autograd versions of the ConCNER losses, written from the paper's
-equations (3, 4-5, 6-7, 9) term by term, as an independent check of
-spacy_concner.losses. Loops over tokens on purpose: clarity, not speed.
+equations (3, 4-5, 6-7, 9) term by term, and of mCL-NER's multi-view semantic contrast,
+as an independent check of spacy_concner.losses. Loops over tokens on purpose: clarity,
+not speed.
 
 Each function takes numpy arrays and returns (value, gradient) as float64 numpy.
 """
@@ -45,6 +46,18 @@ def translation_contrastive(vectors, partners, tau: float = 0.1):
     return _value_and_grad(row_losses, r)
 
 
+def multi_view_contrastive(vectors, groups, tau: float = 0.1):
+    """mCL-NER's semantic contrast as TCL over all views: the positives of row i are the
+    other rows of its group (-1: in none); averaged over the rows with a positive."""
+    r = _leaf(vectors)
+    row_losses = []
+    for i, group in enumerate(groups):
+        positives = [p for p, other in enumerate(groups) if p != i and group >= 0 and other == group]
+        if positives:
+            row_losses.append(_contrastive_row(r, i, positives, tau))
+    return _value_and_grad(row_losses, r)
+
+
 def distillation(logits, truths) -> Tuple[float, List[numpy.ndarray]]:
     """Eq. 9: mean over sentences of the mean over tokens of MSE over the labels between
     the student's softmax(logits) and the teacher's distributions; gradient w.r.t. the
@@ -69,11 +82,12 @@ def _kl_doc(logits: torch.Tensor, truth) -> torch.Tensor:
     return F.kl_div(torch.log_softmax(logits, dim=1), torch.tensor(truth), reduction="sum") / len(truth)
 
 
-def concner_loss(vectors, logits, gold, soft, keys, alpha, beta, tau=0.1):
+def concner_loss(vectors, logits, gold, soft, keys, alpha, beta, tau=0.1, all_views=False):
     """Eq. 8 over the Docs with gold tags, plus eq. 9 (KL) over the Docs with soft
     targets, for one batch; gradients w.r.t. every Doc's token vectors and logits.
     gold[i]: tag per token (-1 unknown) or None; soft[i]: teacher distributions or None;
-    keys[i]: pair key or None. Sentence vector = mean of the token vectors."""
+    keys[i]: pair key or None. Sentence vector = mean of the token vectors. TCL's positive
+    is the first other Doc with the key; all_views: every other Doc with it (multi-view)."""
     h = [_leaf(v) for v in vectors]
     z = [_leaf(x) for x in logits]
     gold_docs = [i for i, g in enumerate(gold) if g is not None]
@@ -98,7 +112,7 @@ def concner_loss(vectors, logits, gold, soft, keys, alpha, beta, tau=0.1):
         for a, key in enumerate(doc_keys):
             partners = [p for p, other in enumerate(doc_keys) if p != a and key is not None and other == key]
             if partners:
-                rows.append(_contrastive_row(r, a, partners[:1], tau))
+                rows.append(_contrastive_row(r, a, partners if all_views else partners[:1], tau))
         total = total + beta * _mean(rows)
     kd_docs = [_kl_doc(z[i], soft[i]) for i, s in enumerate(soft) if s is not None and len(s)]
     total = total + _mean(kd_docs)

@@ -6,7 +6,8 @@ the sentence failed (failures are reported, never silently dropped).
 
 Backends live in the `translators` registry; third parties add theirs through the
 `spacy_concner_translators` entry point group. Built in: "apertium.v1", "lexicon.v1",
-"hf_seq2seq.v1".
+"hf_seq2seq.v1", and "codeswitch.v1", which makes a code-switched view rather than a
+translation.
 """
 import inspect
 from collections import Counter
@@ -69,4 +70,4 @@ def translate_docs(translator: Translator, docs: Iterable[Doc], split_chars: Opt
         yield translation
 
 
-from . import apertium, hf_seq2seq, lexicon  # noqa: E402,F401  (register the built-ins)
+from . import apertium, codeswitch, hf_seq2seq, lexicon  # noqa: E402,F401  (register the built-ins)

@@ -24,17 +24,20 @@ from . import BackendMissing, Translation, Translator, get_translator, translate
 def translate_cli(
     source: Path = typer.Argument(..., exists=True, dir_okay=False, help="DocBin of English Docs with entities"),
     output: Path = typer.Argument(..., help="Output DocBin of the translations"),
-    translator: str = typer.Option("apertium", help="Registered translator: apertium, lexicon, hf_seq2seq, ..."),
-    pair: Optional[str] = typer.Option(None, help="apertium, lexicon (required for them): language pair, e.g. eng-spa, eng-deu"),
+    translator: str = typer.Option("apertium", help="Registered translator: apertium, lexicon, hf_seq2seq, codeswitch, ..."),
+    pair: Optional[str] = typer.Option(None, help="apertium, lexicon, codeswitch (required for them): language pair, e.g. eng-spa, eng-deu"),
     model: Optional[Path] = typer.Option(None, help="hf_seq2seq: local model folder"),
     lang: Optional[str] = typer.Option(None, help="hf_seq2seq: target language (spaCy code)"),
-    cache_dir: Optional[Path] = typer.Option(None, help="lexicon: parsed dictionaries [default: $SPACY_CONCNER_LEXICONS or assets/lexicons]"),
+    cache_dir: Optional[Path] = typer.Option(None, help="lexicon, codeswitch: parsed dictionaries [default: $SPACY_CONCNER_LEXICONS or assets/lexicons]"),
+    ratio: Optional[float] = typer.Option(None, help="codeswitch: probability that a dictionary word or phrase is switched [default: 0.5]"),
+    seed: Optional[int] = typer.Option(None, help="codeswitch: random seed, combined with each sentence's pair key [default: 0]"),
     split_chars: Optional[bool] = typer.Option(None, "--split-chars/--no-split-chars", help="One token per character [default: on for zh, ja]"),
     chunk_size: int = typer.Option(500, min=1, help="Sentences per atomically written chunk"),
     report: Optional[Path] = typer.Option(None, help="JSON report [default: OUTPUT with .json suffix]"),
 ) -> None:
     """Translate English Docs, projecting their entities; resumes an interrupted run."""
-    options = {"pair": pair, "model": str(model) if model else None, "lang": lang, "cache_dir": str(cache_dir) if cache_dir else None}
+    options = {"pair": pair, "model": str(model) if model else None, "lang": lang,
+               "cache_dir": str(cache_dir) if cache_dir else None, "ratio": ratio, "seed": seed}
     config = {key: value for key, value in options.items() if value is not None}
     report = report or output.with_suffix(".json")
     try:
@@ -46,9 +49,10 @@ def translate_cli(
         )
     except (BackendMissing, ValueError, FileNotFoundError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
+    shares = "".join(f", {key} {share:.1%}" for key, share in summary["note_shares"].items() if share is not None)
     msg.good(
         f"{output}: {summary['sentences_out']} of {summary['sentences_in']} sentences, entity survival "
-        f"{summary['entity_survival']['total']:.1%}, {summary['sentences_per_second']:.0f} sentences/s"
+        f"{summary['entity_survival']['total']:.1%}{shares}, {summary['sentences_per_second']:.0f} sentences/s"
     )
 
 
@@ -148,9 +152,21 @@ def _summarise(chunks: List[Dict]) -> Dict:
         "dropped_reasons": dict(Counter(d["reason"] for d in dropped)),
         "dropped": dropped,
         "notes": dict(total["notes"]),
+        "note_shares": _note_shares(total["notes"]),
         "seconds": round(seconds, 3),
         "sentences_per_second": round(sentences_in / seconds, 1) if seconds else None,
     }
+
+
+def _note_shares(notes: Counter) -> Dict[str, Optional[float]]:
+    """Each note `<name>_<what>` as a share of the note `<name>` when there is one:
+    `tokens_translated` per `tokens`, `entity_tokens_switched` per `entity_tokens`."""
+    shares = {}
+    for key, count in sorted(notes.items()):
+        whole = key.rsplit("_", 1)[0]
+        if whole != key and whole in notes:
+            shares[key] = _ratio(count, notes[whole])
+    return shares
 
 
 def _with_total(counts: Counter) -> Dict[str, int]:

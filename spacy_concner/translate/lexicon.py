@@ -15,7 +15,7 @@ import re
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -47,6 +47,7 @@ _VARIANT = re.compile(r"\(([^()/]+?) /")  # "(HE /hˈiː/)" on an entry's first 
 _CEDICT_SKIP = re.compile(r"^(variant of|surname|CL:|abbr\.|see |old variant|used in|\(?Tw\)?)")
 
 Entries = Iterable[Tuple[str, List[str], int]]  # headword, translations by preference, entry size
+Unit = Tuple[List[str], int]  # output words of a source word or phrase, its entity index (-1: none)
 
 
 class Lexicon:
@@ -222,25 +223,31 @@ class LexiconTranslator:
             yield self.translate(doc)
 
     def translate(self, source: Doc) -> Translation:
+        units, notes = self.rewrite(source, lambda: True, "translated")
+        words = [word for unit_words, _ in units for word in unit_words]
+        spaces = glue_cjk(words, detokenize(words)) if self.glue_words else detokenize(words)
+        return Translation(source, units_doc(self.vocab, units, spaces, source), notes=notes)
+
+    def rewrite(self, source: Doc, replace: Callable[[], bool], done: str) -> Tuple[List[Unit], Counter]:
+        """The source's words as units: each phrase the lexicon knows (see _longest_match)
+        is replaced by its translation if replace() says so, other words are kept. Notes
+        count the source's words with a letter (`tokens`), its entity words
+        (`entity_tokens`), and of each those replaced (`tokens_<done>`, ...)."""
         source_words = [token.text for token in source]
         owner = entity_of_token(len(source_words), [(e.start, e.end, e.label_) for e in source.ents])
-        words, word_owner, notes = [], [], Counter()
+        units: List[Unit] = []
+        notes: Counter = Counter()
         i = 0
         while i < len(source_words):
             n, translation = self._longest_match(source_words, owner, i)
-            phrase_words = translation.split() if translation else [source_words[i]]
-            words.extend(phrase_words)
-            word_owner.extend([owner[i]] * len(phrase_words))
+            replaced = translation is not None and replace()
+            units.append((translation.split() if replaced else source_words[i : i + n], owner[i]))
             kind = "entity_tokens" if owner[i] >= 0 else "tokens"
             if owner[i] >= 0 or _has_letter(source_words[i]):
                 notes[kind] += n
-                notes[f"{kind}_translated"] += n if translation else 0
+                notes[f"{kind}_{done}"] += n if replaced else 0
             i += n
-        spaces = glue_cjk(words, detokenize(words)) if self.glue_words else detokenize(words)
-        doc = Doc(self.vocab, words=words, spaces=spaces)
-        doc.ents = _owner_spans(doc, word_owner, [e.label_ for e in source.ents])
-        doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
-        return Translation(source, doc, notes=notes)
+        return units, notes
 
     def _longest_match(self, words: List[str], owner: List[int], i: int) -> Tuple[int, Optional[str]]:
         """The longest phrase from word i the lexicon knows (within one entity or outside
@@ -270,6 +277,17 @@ def _has_letter(word: str) -> bool:
 def _same_initial_case(translation: str, word: str) -> str:
     """Names keep their capital: inverted dictionaries give "israel" for Israel."""
     return translation[:1].upper() + translation[1:] if word[:1].isupper() else translation
+
+
+def units_doc(vocab: Vocab, units: Sequence[Unit], spaces: List[bool], source: Doc) -> Doc:
+    """The Doc of the units' words, each unit in the entity it came from (labels as in
+    the source's entities), with the source's pair key."""
+    words = [word for unit_words, _ in units for word in unit_words]
+    owner = [entity for unit_words, entity in units for _ in unit_words]
+    doc = Doc(vocab, words=words, spaces=spaces)
+    doc.ents = _owner_spans(doc, owner, [e.label_ for e in source.ents])
+    doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
+    return doc
 
 
 def _owner_spans(doc: Doc, owner: List[int], labels: List[str]) -> List[Span]:

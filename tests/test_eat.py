@@ -184,6 +184,12 @@ def test_missing_english_pipeline_is_named(tmp_path, dictd_dir):
     assert code == 1 and f"cannot load the pipeline '{tmp_path / 'nowhere'}'" in output
 
 
+def test_output_that_is_a_file_is_refused_before_any_work(tmp_path, dictd_dir):
+    (tmp_path / "out").write_text("")
+    code, output = run_cli(tmp_path / "nowhere", tmp_path / "out", "--lang", "de", "--dictd-dir", dictd_dir, "--cache-dir", tmp_path)
+    assert code == 1 and "out is a file, not a folder" in output
+
+
 @needs_apertium
 def test_apertium_aligns_reordered_words_and_copied_names(english_dir):
     nlp = spacy.blank("es")

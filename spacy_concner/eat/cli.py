@@ -8,7 +8,7 @@ import typer
 from spacy.language import Language
 from wasabi import msg
 
-from ..files import OutputPathError, atomic_folder
+from ..files import OutputPathError, atomic_folder, check_output_folder
 from ..loading import PipelineError
 from ..translate import BackendMissing
 from ..translate.lexicon import DICTD_DIR
@@ -51,11 +51,10 @@ def translator_config(lang: str, backend: str, cache_dir: Optional[Path], dictd_
 def build_eat_pipeline(english: str, output: Path, lang: str, translator: Dict) -> Language:
     """A blank `lang` pipeline with the eat component, written to output whole or not at
     all; the English pipeline is loaded first, so that a bad one is reported before."""
-    if output.exists() and not output.is_dir():
-        raise OutputPathError(f"{output} is a file, not a folder: give the path of the pipeline folder to write")
+    check_output_folder(output)
     nlp = spacy.blank(lang)
     nlp.add_pipe("eat", config={"english": english, "translator": translator})
-    nlp.get_pipe("eat").english
+    nlp.get_pipe("eat").english  # loaded now, before anything is written
     with atomic_folder(output) as staging:
         nlp.to_disk(staging)
     return nlp

@@ -129,13 +129,13 @@ def test_gloss_copies_unknown_words_and_aligns_phrases(dictd_dir, tmp_path, engl
 
 def test_gloss_segments_chinese_by_longest_match():
     lexicon = Lexicon({"北京": "Beijing", "银行": "bank"}, {"北京": "Beijing", "银行": "bank"})
-    english = DictionaryGloss(lexicon, "zh").gloss(list("我在北京银行"))
+    english = DictionaryGloss(lexicon, "zh").gloss(list("我在北京银行") + ["\n"])
     assert english.text == "我在 Beijing bank"  # copied characters stay one word
     assert english.pieces[2:] == [(3, 10, (2, 3)), (11, 15, (4, 5))]
 
 
 def test_failed_translation_gives_no_entities_and_a_warning(english_dir):
-    eat = EntityAlignedTranslation("eat", str(english_dir), lambda docs: (AlignedText("", error="apertium died") for _ in docs), 8, None)
+    eat = EntityAlignedTranslation("eat", str(english_dir), lambda docs: (AlignedText("", error="apertium died") for _ in docs), None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         doc = eat(doc_of("Anna Schmidt"))

@@ -19,17 +19,17 @@ Translator = Callable[[Iterable[Doc]], Iterator[AlignedText]]
 @Language.factory(
     "eat",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
-    default_config={"batch_size": 32, "scorer": {"@scorers": "spacy.ner_scorer.v1"}},
+    default_config={"scorer": {"@scorers": "spacy.ner_scorer.v1"}},
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_eat(
-    nlp: Language, name: str, english: str, translator: Translator, batch_size: int, scorer: Optional[Callable]
+    nlp: Language, name: str, english: str, translator: Translator, scorer: Optional[Callable]
 ) -> "EntityAlignedTranslation":
     """english: the English NER pipeline (a folder or an installed package), loaded when
     first needed; a saved pipeline holds its own copy, which it loads instead.
     translator: the backend into English, spacy_concner.eat_apertium.v1 or
-    spacy_concner.eat_gloss.v1. batch_size: Docs translated and tagged together."""
-    return EntityAlignedTranslation(name, english, translator, batch_size, scorer)
+    spacy_concner.eat_gloss.v1."""
+    return EntityAlignedTranslation(name, english, translator, scorer)
 
 
 class EntityAlignedTranslation(Pipe):
@@ -39,11 +39,10 @@ class EntityAlignedTranslation(Pipe):
     the target words it came from (projection.py) or grounded in the target text
     (grounding.py). Writes `doc.ents`; has nothing to train."""
 
-    def __init__(self, name: str, english: str, translator: Translator, batch_size: int, scorer: Optional[Callable]):
+    def __init__(self, name: str, english: str, translator: Translator, scorer: Optional[Callable]):
         self.name = name
         self.english_source = english
         self.translator = translator
-        self.batch_size = batch_size
         self.scorer = scorer
         self._english: Optional[Language] = None
 
@@ -59,8 +58,9 @@ class EntityAlignedTranslation(Pipe):
         self.annotate([doc])
         return doc
 
-    def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
-        for batch in minibatch(stream, batch_size or self.batch_size):
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """The Docs with their entities, translated and tagged batch_size at a time."""
+        for batch in minibatch(stream, batch_size):
             self.annotate(batch)
             yield from batch
 

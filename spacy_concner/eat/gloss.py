@@ -40,7 +40,7 @@ class DictionaryGloss:
         i = 0
         while i < len(words):
             n, translation = self._match(words, i)
-            glossed = translation.split() if translation else [words[i]]
+            glossed = (translation or words[i]).split()  # a whitespace token glosses to nothing
             english.extend(glossed)
             sources.extend([tuple(range(i, i + n))] * len(glossed))
             i += n

@@ -2,8 +2,8 @@
 
 Apertium leaves the words it inserts without an alignment, and the words whose blank it
 loses; names are often copied verbatim, though, so the entity's words are looked for in
-the target Doc, as EAT grounds its LLM's answers: the longest run of the entity's tokens (case
-aside) found in a row among the Doc's tokens, or, for Chinese and Japanese, of its
+the target Doc, as EAT grounds its LLM's answers: the longest run of the entity's tokens
+(case aside) found in a row among the Doc's tokens, or, for Chinese and Japanese, of its
 characters among the Doc's characters, widened to whole tokens. The run is kept if it
 covers at least half of the entity and holds a capital or an uncased letter (so that
 "of" alone does not ground "Bank of Spain"), at its first place not already covered by

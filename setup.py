@@ -30,7 +30,10 @@ setup(
         "test": ["pytest", "hypothesis"],
     },
     entry_points={
-        "spacy_factories": ["concner = spacy_concner.pipeline:make_concner"],
+        "spacy_factories": [
+            "concner = spacy_concner.pipeline:make_concner",
+            "eat = spacy_concner.eat.component:make_eat",
+        ],
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
             "spacy_concner.TokenClassifier.v2 = spacy_concner.architectures:build_token_classifier_v2",
@@ -56,6 +59,11 @@ setup(
             "spacy_concner.MultiViewContrastiveLoss.v1 = spacy_concner.losses:configure_multi_view_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
             "spacy_concner.KLDistillationLoss.v1 = spacy_concner.losses:configure_kl_distillation_loss",
+        ],
+        # the eat component's backends into English
+        "spacy_misc": [
+            "spacy_concner.eat_apertium.v1 = spacy_concner.eat.apertium:make_eat_apertium",
+            "spacy_concner.eat_gloss.v1 = spacy_concner.eat.gloss:make_eat_gloss",
         ],
         # translation backends (spacy_concner.translate.translators); third parties add theirs here
         "spacy_concner_translators": [

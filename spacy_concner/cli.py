@@ -7,6 +7,7 @@ import typer
 from .corpora import convert_cli
 from .annotate import annotate_cli
 from .e5 import encoder_app
+from .eat.cli import eat_pipeline_cli
 from .evaluate import evaluate_cli, plot_cli
 from .package import package_cli
 from .translate.cli import translate_cli
@@ -19,3 +20,4 @@ app.command("evaluate")(evaluate_cli)
 app.command("plot")(plot_cli)
 app.command("package")(package_cli)
 app.command("translate")(translate_cli)
+app.command("eat-pipeline")(eat_pipeline_cli)

@@ -28,6 +28,19 @@ def check_output_file(path: Union[str, Path]) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{path} is a folder, not a file: give the path of the file to write")
+    _check_parents(path)
+
+
+def check_output_folder(path: Union[str, Path]) -> None:
+    """Refuse, before any work is done, an output folder path that is a file or lies
+    below a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path} is a file, not a folder: give the path of the folder to write")
+    _check_parents(path)
+
+
+def _check_parents(path: Path) -> None:
     above = next((parent for parent in path.parents if parent.exists()), None)
     if above is not None and not above.is_dir():
         raise OutputPathError(f"{above} is a file, not a folder: give another path than {path}")

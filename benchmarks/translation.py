@@ -1,4 +1,4 @@
-"""Translation benchmark (issue 3): speed, entity survival and dictionary coverage of the
+"""Translation benchmark: speed, entity survival and dictionary coverage of the
 offline translators on 1,000 English sentences sampled from CoNLL-2003 train (seed 1).
 
 Each translator runs through the `translate` command's code path (chunks, report). The
@@ -30,7 +30,7 @@ from spacy_concner.tables import markdown_table
 from spacy_concner.translate.cli import translate_docbin
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = [  # (translator, pair); the targets in issue 3 are for es, de, nl, zh
+RUNS = [  # (translator, pair): the backend of each benchmark language
     ("apertium", "eng-spa"),
     ("lexicon", "eng-deu"),
     ("lexicon", "eng-nld"),

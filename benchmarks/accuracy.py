@@ -38,7 +38,7 @@ from spacy_concner.files import write_atomic
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
 RECORD_KEY = ("system", "lang", "n_source", "seed")
-ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"]  # in table order
+ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"] + TARGETS["eat_systems"]  # in table order
 CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
 PROJECT_FILES = ("project.yml", "configs", "assets")  # linked into every run folder
 

@@ -322,7 +322,8 @@ def markdown(records: List[Dict]) -> str:
         + ". Languages are grouped by script: the script of most letters of the sentences "
         "scored (from their Unicode names; Han: CJK ideographs, Kana: Hiragana and Katakana). "
         "Means are unweighted over the languages a model was scored on (their number in "
-        "brackets when it is not all of them). Written by "
+        "brackets when it is not all of them); a model's own training language is among them "
+        "(scored in-language, not zero-shot). Written by "
         "benchmarks/wikiann_matrix.py, which also plots the F1 (wikiann_matrix.png) and "
         "keeps P, R, F1 per type and words per second in wikiann_matrix.json.",
         "",

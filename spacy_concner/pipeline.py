@@ -231,10 +231,8 @@ class ConcNER(TrainablePipe):
         tags = self.tags
         for doc, doc_probs in zip(docs, probs):
             tag_ids = self.model.ops.to_numpy(doc_probs).argmax(axis=1)
-            spans = [
-                Span(doc, start, end, label=label)
-                for start, end, label in iob2_to_spans([tags[i] for i in tag_ids])
-            ]
+            doc_tags = one_tag_per_piece([tags[i] for i in tag_ids], first_pieces(doc))
+            spans = [Span(doc, start, end, label=label) for start, end, label in iob2_to_spans(doc_tags)]
             doc.set_ents(spans, default="outside")
 
     def update(
@@ -361,6 +359,31 @@ def biluo_to_iob2(tag: Optional[str]) -> Optional[str]:
         return tag
     prefix, label = tag.split("-", 1)
     return ("B-" if prefix in ("B", "U") else "I-") + label
+
+
+def first_pieces(doc: Doc) -> Optional[List[int]]:
+    """The index of each token's first word piece in the transformer's output (-1 for a
+    token without one), or None when the Doc has no transformer output."""
+    if not Doc.has_extension("trf_data") or doc._.trf_data is None:
+        return None
+    align = doc._.trf_data.align
+    pieces = align.dataXd.ravel().tolist()
+    starts = numpy.cumsum([0] + list(align.lengths[:-1])).tolist()
+    return [int(pieces[start]) if length else -1 for start, length in zip(starts, align.lengths.tolist())]
+
+
+def one_tag_per_piece(tags: List[str], pieces: Optional[Sequence[int]]) -> List[str]:
+    """Tokens that start in the same word piece as the token before them (characters
+    of one Chinese or Japanese piece, such as 香 and 港 of "香港") have the same vector
+    and so the same predicted tag: they continue the previous token's entity (I-) or
+    stay outside it, instead of each starting an entity of its own."""
+    if pieces is None:
+        return tags
+    tags = list(tags)
+    for i in range(1, len(tags)):
+        if pieces[i] >= 0 and pieces[i] == pieces[i - 1]:
+            tags[i] = "O" if tags[i - 1] == "O" else "I-" + tags[i - 1].split("-", 1)[1]
+    return tags
 
 
 def iob2_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:

@@ -220,3 +220,18 @@ def test_concner_tags_a_zh_doc_end_to_end(tiny_xlmr_dir, paired_docbins):
     tokenizer = nlp.get_pipe("transformer").model.tokenizer
     pieces = docs[0]._.trf_data.wordpieces
     assert pieces.input_ids[0][pieces.attention_mask[0].astype(bool)].tolist() == tokenizer(ZH)["input_ids"]
+
+
+def test_characters_of_one_piece_make_one_entity(tiny_xlmr_dir, paired_docbins):
+    """Regression: 北 and 京 share the piece 北京, so they get the same vector and the
+    same tag; B-LOC B-LOC made two one-character entities where there is one."""
+    from test_pipeline import concner_config
+
+    nlp = init_nlp(concner_config(tiny_xlmr_dir, paired_docbins))
+    concner = nlp.get_pipe("concner")
+    doc = nlp.get_pipe("transformer")(char_doc(ZH))
+    probs = numpy.zeros((len(doc), len(concner.tags)), dtype="float32")
+    probs[:, concner.tags.index("B-LOC")] = 1.0  # every token tagged B-LOC
+    concner.set_annotations([doc], [probs])
+    # pieces of 北京是中国的首都: ▁北京 是 中国 的 首都 -> five entities, not eight
+    assert [ent.text for ent in doc.ents] == ["北 京", "是", "中 国", "的", "首 都"]

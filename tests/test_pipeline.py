@@ -332,3 +332,14 @@ def test_unknown_entity_type_is_left_out_with_a_warning(nlp):
         ids = concner._gold_tag_ids(eg)
     tags = concner.tags
     assert [tags[i] if i >= 0 else None for i in ids.tolist()] == ["B-PER", "O", "O", None, "O"]
+
+
+def test_tokens_of_one_piece_get_one_tag():
+    from spacy_concner.pipeline import one_tag_per_piece
+
+    tags = ["B-LOC", "B-LOC", "O", "O", "B-PER", "I-PER", "B-ORG", "B-ORG"]
+    pieces = [1, 1, 2, 2, 3, 4, 5, 5]
+    assert one_tag_per_piece(tags, pieces) == ["B-LOC", "I-LOC", "O", "O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+    assert one_tag_per_piece(["B-LOC", "B-LOC"], [-1, -1]) == ["B-LOC", "B-LOC"]  # no pieces: as predicted
+    assert one_tag_per_piece(["O", "B-LOC"], [7, 7]) == ["O", "O"]
+    assert one_tag_per_piece(["B-LOC"], None) == ["B-LOC"]

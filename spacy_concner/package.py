@@ -289,7 +289,7 @@ def package_cli(
     version: str = typer.Option("0.1.0", help="Package version"),
     data: str = typer.Option("wikiann", help="Training data, for the model card: wikiann or conll"),
     metrics: List[Path] = typer.Option([], help="JSON results of `evaluate` for the model card (repeatable)"),
-    quantize: bool = typer.Option(False, "--quantize", help="Run the encoder's Linear layers in int8 (faster on a CPU; transformer student only)"),
+    quantize: bool = typer.Option(False, "--quantize/--no-quantize", help="Run the encoder's Linear layers in int8 (faster on a CPU; transformer student only)"),
 ) -> None:
     """Package a trained student as <pipeline lang>_<name> (e.g. xx_concner_de) with a
     model card, and build its wheel offline."""

@@ -221,12 +221,23 @@ class Results:
 
     def add(self, record: Dict) -> None:
         with locked(self.json_path):
-            records = read_json(self.json_path) + [record]
+            same = {k: record[k] for k in RECORD_KEY}
+            records = [r for r in read_json(self.json_path) if {k: r[k] for k in RECORD_KEY} != same] + [record]
             write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
             write_atomic(self.folder / "accuracy.md", markdown_report(records))
             order = ALL_SYSTEMS
             plot_f1(sorted(records, key=lambda r: (order + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
+
+
+def recollect_records(table: "Results", runs: Path, data_dir: Path) -> None:
+    """Rebuild every record of `table` from the files of its finished run (after a change
+    to what a record holds); a record's workflow must be up to date in its run folder."""
+    for old in read_json(table.json_path):
+        variables = project_vars(old["lang"], old["n_source"], old["seed"], data_dir)
+        folder = run_dir(runs, variables)
+        table.add(collect(folder, workflow_commands(folder, variables, old["system"]), variables, old["system"], table.folder))
+        print(f"=== {old['system']} {old['lang']} seed {old['seed']}: recollected", flush=True)
 
 
 def _split(option: str) -> List[str]:
@@ -246,8 +257,11 @@ def main(
     results: Path = typer.Option(ROOT / "benchmarks" / "results", help="Folder for the results"),
     runs: Path = typer.Option(ROOT / "runs", help="Folder of the run folders"),
     threads: int = typer.Option(1, min=1, help="Torch/OpenMP threads"),
+    recollect: bool = typer.Option(False, help="Only rebuild the records in --results from their run folders (nothing runs)"),
 ) -> None:
     """Run the accuracy benchmark; resumes from --results and the run folders."""
+    if recollect:
+        return recollect_records(Results(results), runs, data_dir)
     known = ALL_SYSTEMS
     unknown = [lang for lang in _split(langs) if lang not in TARGETS["targets"]]
     wrong = [s for s in _split(systems) if s not in known]

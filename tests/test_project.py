@@ -330,3 +330,15 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
         for s, gain in (("en", 3.5), ("concner", 0.2))
     ])
     assert "runs still rising: en es s1." in report
+
+
+def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypatch):
+    monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
+    table = accuracy.Results(tmp_path)
+    record = {"system": "en", "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
+              "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0, "train_minutes": 1.0}
+    table.add(record)
+    table.add({**record, "seed": 2})
+    table.add({**record, "f1": 2.0, "dev_gain_last_quarter": 0.1})
+    records = accuracy.read_json(table.json_path)
+    assert sorted((r["seed"], r["f1"]) for r in records) == [(1, 2.0), (2, 1.0)]

@@ -299,7 +299,7 @@ def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
     report = accuracy.markdown_report(records)
     assert "| concner | 71.00 ± 1.41 |" in report
     assert "| en | 65.50 |" in report
-    assert "| concner - en | +5.50 |" in report
+    assert "| concner - en (same seeds) | +4.50 |" in report  # seed 1 only: en has no seed 2
     assert "| paper: concner | 73.43 |" in report
     assert "es (N=1000, seeds 1,2)" in report
 
@@ -342,3 +342,13 @@ def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypa
     table.add({**record, "f1": 2.0, "dev_gain_last_quarter": 0.1})
     records = accuracy.read_json(table.json_path)
     assert sorted((r["seed"], r["f1"]) for r in records) == [(1, 2.0), (2, 1.0)]
+
+
+def test_the_concner_gain_compares_the_same_seeds(accuracy):
+    base = {"lang": "de", "dataset": "wikiann", "n_source": 1000, "precision": 1.0, "recall": 1.0,
+            "f1_per_type": {}, "english_dev_f1": 80.0, "train_minutes": 1.0}
+    report = accuracy.markdown_report([
+        {**base, "system": "en", "seed": 1, "f1": 69.0}, {**base, "system": "en", "seed": 2, "f1": 66.0},
+        {**base, "system": "concner", "seed": 1, "f1": 70.0},
+    ])
+    assert "| concner - en (same seeds) | +1.00 |" in report

@@ -167,9 +167,8 @@ def _mean_std(values: List[float]) -> str:
 
 
 def markdown_report(records: List[Dict]) -> str:
-    order = ALL_SYSTEMS
     columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
-    systems = sorted({r["system"] for r in records}, key=lambda s: (order + [s]).index(s))
+    systems = sorted({r["system"] for r in records}, key=lambda s: (ALL_SYSTEMS + [s]).index(s))
 
     def f1s(system, column):
         return [r["f1"] for r in records if (r["system"], r["lang"], r["n_source"]) == (system, *column)]
@@ -207,7 +206,7 @@ def markdown_report(records: List[Dict]) -> str:
               f"(dev_gain_last_quarter); runs still rising: "
               + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (order + [r["system"]]).index(r["system"]))):
+    for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (ALL_SYSTEMS + [r["system"]]).index(r["system"]))):
         cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r.get(k)) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -229,8 +228,7 @@ class Results:
             records = [r for r in read_json(self.json_path) if {k: r[k] for k in RECORD_KEY} != same] + [record]
             write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
             write_atomic(self.folder / "accuracy.md", markdown_report(records))
-            order = ALL_SYSTEMS
-            plot_f1(sorted(records, key=lambda r: (order + [r["system"]]).index(r["system"])),
+            plot_f1(sorted(records, key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
 
 
@@ -266,9 +264,8 @@ def main(
     """Run the accuracy benchmark; resumes from --results and the run folders."""
     if recollect:
         return recollect_records(Results(results), runs, data_dir)
-    known = ALL_SYSTEMS
     unknown = [lang for lang in _split(langs) if lang not in TARGETS["targets"]]
-    wrong = [s for s in _split(systems) if s not in known]
+    wrong = [s for s in _split(systems) if s not in ALL_SYSTEMS]
     if unknown or wrong:
         raise typer.BadParameter(f"unknown languages {unknown} or systems {wrong}")
     table = Results(results)

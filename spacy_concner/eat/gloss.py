@@ -6,7 +6,6 @@ where there is one; CC-CEDICT for Chinese, matched over characters, which also s
 the text). Words the dictionaries lack, often names, are copied unchanged. Every English
 word records the target words it glosses, so the alignment is exact by construction.
 """
-from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
@@ -14,7 +13,7 @@ from spacy.util import registry
 
 from ..cjk import CJK_CHAR
 from ..translate import CHARACTER_LANGS
-from ..translate.lexicon import DICTD_DIR, MAX_PHRASE, Lexicon, default_cache_dir, has_letter, same_initial_case
+from ..translate.lexicon import DICTD_DIR, MAX_PHRASE, Lexicon, has_letter, load_lexicon, same_initial_case
 from ..translate.text import detokenize, target_lang
 from .alignment import AlignedText
 
@@ -82,8 +81,7 @@ def make_eat_gloss(pair: str, cache_dir: Optional[str] = None, dictd_dir: str = 
     """An `eat` backend: the dictionary gloss of a pair into English ("deu-eng", "nld-eng",
     "ara-eng", "hin-eng", "zho-eng"); the parsed dictionaries are cached in cache_dir
     (default $SPACY_CONCNER_LEXICONS, else assets/lexicons)."""
-    lexicon = Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
-    return DictionaryGloss(lexicon, source_lang(pair))
+    return DictionaryGloss(load_lexicon(pair, cache_dir, dictd_dir), source_lang(pair))
 
 
 def source_lang(pair: str) -> str:

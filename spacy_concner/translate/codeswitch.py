@@ -13,14 +13,13 @@ switched the same way whatever chunk or order it is translated in.
 """
 import hashlib
 import random
-from pathlib import Path
 from typing import Optional
 
 from spacy.tokens import Doc
 
 from ..pairs import PAIR_KEY
 from . import Translation, translators
-from .lexicon import DICTD_DIR, Lexicon, LexiconTranslator, default_cache_dir, units_doc
+from .lexicon import DICTD_DIR, Lexicon, LexiconTranslator, load_lexicon, units_doc
 from .text import detokenize
 
 # CoSDA-ML's replacement ratio, which mCL-NER's code-switching follows
@@ -62,5 +61,4 @@ def make_codeswitch(
     """Code-switched English: each dictionary word or phrase of the pair's lexicon (see
     the lexicon backend) replaced by its translation with probability `ratio`, seeded by
     `seed` and each sentence's pair key."""
-    lexicon = Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
-    return CodeSwitcher(pair, lexicon, ratio, seed)
+    return CodeSwitcher(pair, load_lexicon(pair, cache_dir, dictd_dir), ratio, seed)

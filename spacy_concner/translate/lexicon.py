@@ -335,6 +335,11 @@ def _owner_spans(doc: Doc, owner: List[int], labels: List[str]) -> List[Span]:
     return spans
 
 
+def load_lexicon(pair: str, cache_dir: Optional[str], dictd_dir: str) -> Lexicon:
+    """The pair's lexicon, cached in cache_dir (default $SPACY_CONCNER_LEXICONS, else assets/lexicons)."""
+    return Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, "assets/lexicons"))
 
@@ -342,5 +347,4 @@ def default_cache_dir() -> Path:
 @translators.register("lexicon.v1")
 def make_lexicon(pair: str, cache_dir: Optional[str] = None, dictd_dir: str = str(DICTD_DIR)) -> LexiconTranslator:
     """Word-by-word translation with the pair's dictionaries (see SOURCES)."""
-    lexicon = Lexicon.load(pair, Path(cache_dir) if cache_dir else default_cache_dir(), Path(dictd_dir))
-    return LexiconTranslator(pair, lexicon)
+    return LexiconTranslator(pair, load_lexicon(pair, cache_dir, dictd_dir))

@@ -4,16 +4,19 @@
 D_U and writes, per Doc, the teacher's label distribution of every token (soft targets,
 `doc.user_data[SOFT_TARGETS_KEY]` with the tags of its columns, for the `concner`
 student) and its argmax entities (hard targets, `doc.ents`, for spaCy's `ner`).
+A teacher without a `concner` component (EAT's translate-test pipeline, spaCy's `ner`)
+gives hard targets only: the `concner` student learns them by cross-entropy, which is
+self-training on the teacher's entities.
 Chunks of Docs are written atomically into OUT.spacy.parts/ and merged at the end, so
 that an interrupted run resumes where it stopped and OUT never holds a partial result.
 """
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import typer
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 from tqdm import tqdm
 from wasabi import msg
@@ -30,21 +33,33 @@ class AnnotateError(ValueError):
     """Input that cannot be annotated: the message says what to do."""
 
 
-def find_concner(nlp: Language) -> str:
-    """The name of the teacher's single `concner` component."""
+def find_concner(nlp: Language) -> Optional[str]:
+    """The name of the teacher's `concner` component; None for a teacher whose entities
+    alone are the targets (it must have a component that sets them)."""
     names = [name for name, pipe in nlp.pipeline if isinstance(pipe, ConcNER)]
-    if len(names) != 1:
+    if len(names) > 1:
         raise AnnotateError(
-            f"the teacher must have exactly one concner component, it has {len(names)} "
-            f"(pipeline: {nlp.pipe_names})"
+            f"the teacher must have one concner component, it has {len(names)} "
+            f"(pipeline: {nlp.pipe_names}): remove all but one"
         )
-    return names[0]
+    if not names and not any("doc.ents" in nlp.get_pipe_meta(n).assigns for n in nlp.pipe_names):
+        raise AnnotateError(
+            f"the teacher sets no entities (pipeline: {nlp.pipe_names}): give a pipeline "
+            "with a concner, eat or ner component"
+        )
+    return names[0] if names else None
 
 
 def annotate_docs(nlp: Language, docs: List[Doc], batch_size: int) -> List[Doc]:
-    """The Docs with the teacher's soft targets and entities. The teacher encodes
-    copies, shortest first (pipe_by_length), so the annotated Docs carry no encoder output."""
+    """The Docs with the teacher's soft targets (a concner teacher) and entities. The
+    teacher works on copies, shortest first (pipe_by_length), so the annotated Docs
+    carry no encoder output."""
     name = find_concner(nlp)
+    if name is None:
+        labelled = pipe_by_length(nlp, [doc.copy() for doc in docs], batch_size, "annotate")
+        for doc, copy in zip(docs, labelled):
+            doc.set_ents([Span(doc, e.start, e.end, e.label_) for e in copy.ents], default="outside")
+        return docs
     concner = nlp.get_pipe(name)
     upstream = nlp.pipe_names[: nlp.pipe_names.index(name)]
     with nlp.select_pipes(enable=upstream):
@@ -98,6 +113,7 @@ def run_fingerprint(teacher: str, nlp: Language, unlabelled: Path, options: Dict
     """What a chunk's content depends on: teacher (its files' times, or an installed
     package's version), input file and options."""
     stat = Path(unlabelled).stat()
+    name = find_concner(nlp)
     teacher_path = Path(teacher)
     teacher_mtime = None
     if teacher_path.is_dir():
@@ -106,7 +122,8 @@ def run_fingerprint(teacher: str, nlp: Language, unlabelled: Path, options: Dict
         "teacher": str(teacher_path.resolve()) if teacher_path.exists() else teacher,
         "teacher_version": nlp.meta.get("version"),
         "teacher_mtime_ns": teacher_mtime,
-        "tags": nlp.get_pipe(find_concner(nlp)).tags,
+        "pipeline": nlp.pipe_names,
+        "tags": nlp.get_pipe(name).tags if name else None,
         "input": str(Path(unlabelled).resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
@@ -125,7 +142,8 @@ def annotate_cli(
     max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Refuse lines with more tokens"),
 ) -> None:
     """Label unlabelled target-language text with the teacher's distributions (soft
-    targets for the concner student) and entities (hard targets for spaCy's ner)."""
+    targets for the concner student; a concner teacher only) and entities (hard targets,
+    for spaCy's ner or the concner student's self-training)."""
     try:
         check_output_file(output)
         nlp = load_pipeline(teacher, gpu_id)
@@ -136,7 +154,8 @@ def annotate_cli(
     except (AnnotateError, CorpusError, DocBinError, PipelineError, DamagedFileError, OutputPathError) as error:
         msg.fail(str(error), exits=1)
     n_words = sum(len(doc) for doc in docs)
-    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; teacher tags {fingerprint['tags']}")
+    targets = f"teacher tags {fingerprint['tags']}" if fingerprint["tags"] else "entities only"
+    msg.info(f"{unlabelled}: {len(docs)} sentences, {n_words} words; {targets}")
     start = time.perf_counter()
     annotate(nlp, docs, output, fingerprint, batch_size, chunk_size)
     seconds = time.perf_counter() - start

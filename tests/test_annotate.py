@@ -13,7 +13,7 @@ from spacy_concner.cli import app
 from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
-from conftest import said, synthetic_pairs, tiny_encoder
+from conftest import PERSONS, PLACES, said, synthetic_pairs, tiny_encoder
 from test_pipeline import CONFIGS
 
 SENTENCES = [" ".join(tr) for _, _, tr, _ in synthetic_pairs(10, seed=3)]
@@ -154,12 +154,52 @@ def test_max_tokens_option_admits_long_lines(teacher_dir, tmp_path):
     assert doc.user_data[SOFT_TARGETS_KEY]["probs"].shape == (1200, 5)
 
 
-def test_a_teacher_without_concner_is_refused(tmp_path, text_file):
+def test_a_teacher_without_entities_is_refused(tmp_path, text_file):
     spacy.blank("xx").to_disk(tmp_path / "blank")
     code, text = run_annotate(tmp_path / "blank", text_file, tmp_path / "out.spacy")
-    assert code == 1 and "exactly one concner component" in text
+    assert code == 1 and "the teacher sets no entities" in text and "concner, eat or ner" in text
     code, text = run_annotate(tmp_path / "missing", text_file, tmp_path / "out.spacy")
     assert code == 1 and "cannot load the pipeline" in text
+
+
+@pytest.fixture(scope="module")
+def entities_only(tmp_path_factory, text_file):
+    """D_U annotated by a teacher without a concner component (an entity ruler standing
+    in for EAT's translate-test pipeline): hard targets only."""
+    folder = tmp_path_factory.mktemp("ruler")
+    ruler = spacy.blank("xx")
+    ruler.add_pipe("entity_ruler").add_patterns(
+        [{"label": "PER", "pattern": name} for name in PERSONS]
+        + [{"label": "LOC", "pattern": place} for place in PLACES]
+    )
+    ruler.to_disk(folder / "teacher")
+    code, text = run_annotate(folder / "teacher", text_file, folder / "de.spacy", "--chunk-size", 4)
+    assert code == 0 and "entities only" in text, text
+    return folder / "de.spacy"
+
+
+def test_a_teacher_without_concner_gives_its_entities_only(entities_only):
+    docs = read_output(entities_only, spacy.blank("xx").vocab)
+    assert sentences(docs) == SENTENCES
+    assert all(SOFT_TARGETS_KEY not in doc.user_data for doc in docs)
+    expected = [[(w, "PER" if w in PERSONS else "LOC") for w in s.split() if w in PERSONS + PLACES]
+                for s in SENTENCES]
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == expected
+
+
+def test_concner_student_self_trains_on_entities_only(tiny_bert_dir, paired_docbins, entities_only, tmp_path):
+    """Hard targets reach the concner student's cross-entropy (no soft targets to distil)."""
+    RECORDED_LOSSES.clear()
+    logger = {"@loggers": "test_annotate.recording_logger.v1", "component": "concner"}
+    train(CONFIGS / "student.cfg", tmp_path, overrides=student_overrides(
+        entities_only, paired_docbins, **tiny_encoder(tiny_bert_dir), **{
+            "training.max_steps": 40, "training.logger": logger, "training.batcher.size": 4,
+            "training.optimizer.learn_rate": 0.001,
+        }
+    ))
+    assert numpy.mean(RECORDED_LOSSES[-5:]) < 0.5 * numpy.mean(RECORDED_LOSSES[1:6])
+    student = spacy.load(tmp_path / "model-last")
+    assert set(student.get_pipe("concner").labels) == {"LOC", "PER"}
 
 
 def student_overrides(annotated, paired_docbins, **extra):

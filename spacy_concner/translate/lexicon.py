@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from ..cjk import CJK_CHAR
+from ..cjk import either_cjk, joined_spaces
 from ..files import atomic_path
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, translators
@@ -255,7 +255,9 @@ class LexiconTranslator:
     def translate(self, source: Doc) -> Translation:
         units, notes = self.rewrite(source, lambda: True, "translated")
         words = [word for unit_words, _ in units for word in unit_words]
-        spaces = glue_cjk(words, detokenize(words)) if self.glue_words else detokenize(words)
+        # Chinese and Japanese are written without spaces; words left in English between
+        # CJK words (untranslated names) keep theirs
+        spaces = joined_spaces(words, detokenize(words), either_cjk) if self.glue_words else detokenize(words)
         return Translation(source, units_doc(self.vocab, units, spaces, source), notes=notes)
 
     def rewrite(self, source: Doc, replace: Callable[[], bool], done: str) -> Tuple[List[Unit], Counter]:
@@ -288,13 +290,6 @@ class LexiconTranslator:
         if translation and owner[i] >= 0:
             translation = same_initial_case(translation, words[i])
         return n, translation
-
-
-def glue_cjk(words: List[str], spaces: List[bool]) -> List[bool]:
-    """No space next to a CJK character (Chinese and Japanese are written without spaces);
-    words left in English between them (untranslated names) keep theirs."""
-    return [space and not (CJK_CHAR.match(word[-1:]) or CJK_CHAR.match(after[:1]))
-            for word, after, space in zip(words, words[1:] + [""], spaces)]
 
 
 def _same_owner(owner: List[int], i: int) -> int:

@@ -2,11 +2,14 @@
 its bare encoder, on 1 and 2 threads, on the same sentences.
 
     python benchmarks/speed.py --test corpus/de/test.spacy --sentences 1000 --threads 1,2 \
-        --pipelines teacher=training/de/concner_teacher-n1000-s1/model-best,student=training/de/concner-n1000-s1/model-best
+        --pipelines teacher=training/de/concner_teacher-n1000-s1/model-best,student=training/de/concner-n1000-s1/model-best,student_int8=training/de/concner-n1000-s1/model-best:int8
 
 Each pipeline (NAME=MODEL: a pipeline folder or an installed package) is measured on each
 thread count in a process of its own (OMP_NUM_THREADS, MKL_NUM_THREADS and
-torch.set_num_threads), on the first --sentences Docs of the test DocBin:
+torch.set_num_threads), on the first --sentences Docs of the test DocBin. NAME=MODEL:int8
+loads a transformer student with its encoder's Linear layers in int8, as a user does with
+spacy.load(MODEL, config={"components.transformer.model.quantize": True}): the fp32 and
+int8 rows of one trained pipeline need no quantised copy of its folder.
 
 - pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
   that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
@@ -43,6 +46,8 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_KEY = ("pipeline", "threads")
+INT8 = ":int8"
+QUANTIZE = "components.transformer.model.quantize"
 
 
 def measure(name: str, model: str, threads: int, test: Path, sentences: int, batch_size: int,
@@ -51,10 +56,9 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int, bat
     import torch
 
     from spacy_concner.evaluate import evaluate_docs, read_gold_docs
-    from spacy_concner.loading import load_pipeline
 
     torch.set_num_threads(threads)
-    nlp = load_pipeline(model)
+    nlp = load(model)
     gold = read_gold_docs(test, nlp)[:sentences]
     evaluate_docs(nlp, gold[:batch_size], batch_size, name, by_length=False)  # warm-up
     runs = [evaluate_docs(nlp, gold, batch_size, name, by_length=False) for _ in range(repeats)]
@@ -81,6 +85,32 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int, bat
         **{key: round(best[key], 2) for key in ("f1", "precision", "recall")},
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
+
+
+def load(model: str):
+    """The pipeline of MODEL, or of MODEL:int8 with its encoder quantised (QUANTIZE)."""
+    from spacy_concner.loading import load_pipeline
+
+    if model.endswith(INT8):
+        return load_pipeline(model[: -len(INT8)], config={QUANTIZE: True})
+    return load_pipeline(model)
+
+
+def check_int8(model: str) -> None:
+    """BadParameter for a MODEL:int8 whose config has no QUANTIZE to set (its transformer
+    is not spacy_concner.TransformerModel.v2, or it has none): spaCy would refuse the
+    override at load time, in the middle of the run."""
+    from spacy.util import load_config
+
+    from spacy_concner.loading import pipeline_folder
+
+    folder = pipeline_folder(model[: -len(INT8)])
+    if folder is None:  # not a pipeline: loading it says so
+        return
+    encoder = load_config(folder / "config.cfg", interpolate=False)["components"].get("transformer", {}).get("model", {})
+    if "quantize" not in encoder:
+        raise typer.BadParameter(f"{model}: {INT8} needs a transformer student (spacy_concner.TransformerModel.v2), "
+                                 f"this pipeline's encoder is {encoder.get('@architectures') or 'none'}")
 
 
 def transformer_model(nlp):
@@ -136,9 +166,13 @@ def run_child(name: str, model: str, threads: int, options: List[str]) -> Dict:
 
 
 def parse_pipelines(value: str) -> List[Tuple[str, str]]:
+    """The (NAME, MODEL) pairs of NAME=MODEL,...; MODEL may end in :int8."""
     pairs = [item.split("=", 1) for item in value.split(",") if item]
     if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
         raise typer.BadParameter("write NAME=MODEL,NAME=MODEL, e.g. student=training/de/concner-n1000-s1/model-best")
+    for _, model in pairs:
+        if model.endswith(INT8):
+            check_int8(model)
     return [(name, model) for name, model in pairs]
 
 
@@ -191,7 +225,8 @@ def _optional(value: Optional[float], fmt: str) -> str:
 
 
 def main(
-    pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages"),
+    pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages; "
+                                  "MODEL:int8 runs a transformer student's encoder in int8"),
     test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
     sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
     threads: str = typer.Option("1,2", help="Thread counts, comma separated"),

@@ -19,9 +19,13 @@ forms. In a Doc with any of those, the general punctuation of Chinese and Japane
 (the middle dot of transliterated names, dashes, curly quotes, the ellipsis) counts as
 CJK too. Hangul does not: Korean is written with spaces between words, and the spaces
 between Korean tokens are the text's own.
+
+`joined_spaces` drops the spaces between words that a predicate joins; the lexicon
+backend's Chinese and Japanese output (`either_cjk`) and the EAT gloss (`both_cjk`) use it
+too.
 """
 import re
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from spacy.tokens import Doc, Span
 
@@ -49,16 +53,32 @@ def encoder_spaces(doc: Doc) -> Optional[List[bool]]:
     that text is the Doc's own (no space between two CJK characters)."""
     if not CJK_CHAR.search(doc.text):
         return None
-    spaces = [bool(token.whitespace_) for token in doc]
-    changed = False
-    for i in range(len(doc) - 1):
-        if spaces[i] and _joins(doc[i].text[-1:], doc[i + 1].text[:1]):
-            spaces[i] = False
-            changed = True
-    return spaces if changed else None
+    own = [bool(token.whitespace_) for token in doc]
+    spaces = joined_spaces([token.text for token in doc], own, both_cjk_or_shared)
+    return spaces if spaces != own else None
 
 
-def _joins(left: str, right: str) -> bool:
+def joined_spaces(words: Sequence[str], spaces: Sequence[bool], joins: Callable[[str, str], bool]) -> List[bool]:
+    """`spaces` (whether each word is followed by a space) without the spaces between two
+    words where joins(last character before, first character after) holds; the last
+    word's space is kept."""
+    joined = [space and not joins(word[-1:], after[:1]) for word, after, space in zip(words, words[1:], spaces)]
+    return joined + list(spaces[len(joined):])  # the last word has none after it
+
+
+def both_cjk(left: str, right: str) -> bool:
+    """Both characters are CJK: the space between two CJK words goes."""
+    return CJK_CHAR.match(left) is not None and CJK_CHAR.match(right) is not None
+
+
+def either_cjk(left: str, right: str) -> bool:
+    """One of the characters is CJK: no space next to a CJK word."""
+    return CJK_CHAR.match(left) is not None or CJK_CHAR.match(right) is not None
+
+
+def both_cjk_or_shared(left: str, right: str) -> bool:
+    """Both characters are CJK or the punctuation Chinese and Japanese share with other
+    scripts: in a Doc with CJK text, that punctuation is part of it."""
     return CJK_OR_SHARED_CHAR.match(left) is not None and CJK_OR_SHARED_CHAR.match(right) is not None
 
 

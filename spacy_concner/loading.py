@@ -4,7 +4,7 @@ spaCy's traceback. Files are checked against the pipeline's checksum manifests f
 (checksums.py: the concner component writes one, a package one for all its files)."""
 from pathlib import Path
 from types import TracebackType
-from typing import Optional
+from typing import Dict, Optional
 
 from spacy.language import Language
 
@@ -15,8 +15,9 @@ class PipelineError(OSError):
     """A pipeline that cannot be loaded: the message names it and says what to do."""
 
 
-def load_pipeline(model: str, gpu_id: int = -1) -> Language:
-    """spacy.load of a pipeline folder or an installed package, on GPU `gpu_id` (-1: CPU)."""
+def load_pipeline(model: str, gpu_id: int = -1, config: Optional[Dict] = None) -> Language:
+    """spacy.load of a pipeline folder or an installed package, on GPU `gpu_id` (-1: CPU),
+    with the config overrides `config` (dotted keys, as spacy.load takes them)."""
     import spacy
 
     folder = pipeline_folder(model)
@@ -25,7 +26,7 @@ def load_pipeline(model: str, gpu_id: int = -1) -> Language:
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
-        return spacy.load(model)
+        return spacy.load(model, config=config or {})
     except DamagedFileError:
         raise
     except OSError as error:

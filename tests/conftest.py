@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny randomly initialised BERT built on the spot, and
-synthetic paired NER data."""
+"""Shared fixtures: a tiny randomly initialised BERT built on the spot, synthetic
+paired NER data, and an entity-ruler stand-in for a trained NER pipeline."""
 import os
 import random
 from pathlib import Path
@@ -227,6 +227,17 @@ def _base64(n: int) -> str:
         n //= 64
         if not n:
             return out
+
+
+def write_ruler_pipeline(path: Path, lang: str, patterns: list) -> Path:
+    """A stand-in for a trained NER pipeline, saved at `path`: a blank `lang` pipeline
+    with an entity ruler of `patterns`, so that its entities are known in advance."""
+    import spacy
+
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("entity_ruler").add_patterns(patterns)
+    nlp.to_disk(path)
+    return path
 
 
 def write_keyed_docbin(path: Path, sentences) -> Path:

@@ -18,7 +18,7 @@ from spacy_transformers.layers.transformer_model import huggingface_tokenize
 from spacy_transformers.span_getters import configure_strided_spans, get_doc_spans
 from transformers import AutoTokenizer
 
-from spacy_concner.cjk import encoder_doc, joined_spans
+from spacy_concner.cjk import both_cjk, both_cjk_or_shared, either_cjk, encoder_doc, joined_spaces, joined_spans
 from spacy_concner.translate.text import split_characters, target_doc
 
 from conftest import tagger_on_transformer
@@ -126,6 +126,25 @@ def test_other_docs_are_unchanged(tokenizer, words):
     assert [span.doc for span in spans] == [doc]
     assert encoding["input_ids"].tolist() == as_before["input_ids"].tolist()
     assert align.data.tolist() == align_as_before.data.tolist()
+
+
+# a transliterated name with its middle dot, an English name, English words, and a last
+# word followed by a space
+NAMED = ["安", "娜", "·", "Anna", "在", "New", "York", "工"]
+
+
+@pytest.mark.parametrize("joins, spaces", [
+    (both_cjk, [False, True, True, True, True, True, True, True]),  # the EAT gloss
+    (either_cjk, [False, False, True, False, False, True, False, True]),  # the lexicon's zh and ja
+    (both_cjk_or_shared, [False, False, True, True, True, True, True, True]),  # the encoder
+])
+def test_joined_spaces_drop_the_spaces_their_predicate_joins(joins, spaces):
+    assert joined_spaces(NAMED, [True] * len(NAMED), joins) == spaces
+
+
+def test_the_middle_dot_of_a_transliterated_name_joins_in_cjk_text():
+    doc = Doc(spacy.blank("xx").vocab, words=list("安娜·卡列尼娜"))
+    assert encoder_doc(doc).text == "安娜·卡列尼娜 "
 
 
 def test_overlapping_windows_keep_token_positions(tokenizer):

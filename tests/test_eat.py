@@ -23,7 +23,7 @@ from spacy_concner.translate import apertium as apertium_module
 from spacy_concner.translate.apertium import MODES_DIR
 from spacy_concner.translate.lexicon import Lexicon
 
-from conftest import said, write_freedict
+from conftest import said, write_freedict, write_ruler_pipeline
 
 needs_apertium = pytest.mark.skipif(
     shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "spa-eng.mode").exists(),
@@ -48,11 +48,7 @@ ENTRIES = {  # a FreeDict eng-deu in miniature: the gloss reads it German -> Eng
 @pytest.fixture(scope="module")
 def english_dir(tmp_path_factory) -> Path:
     """An English pipeline whose entities are PATTERNS."""
-    nlp = spacy.blank("en")
-    nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
-    path = tmp_path_factory.mktemp("english") / "en"
-    nlp.to_disk(path)
-    return path
+    return write_ruler_pipeline(tmp_path_factory.mktemp("english") / "en", "en", PATTERNS)
 
 
 @pytest.fixture

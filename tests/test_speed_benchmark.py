@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import spacy
+from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_concner.files import read_docbin
@@ -79,3 +80,22 @@ def test_pipelines_are_named(tmp_path):
     assert speed.parse_pipelines("a=x,b=pkg_name") == [("a", "x"), ("b", "pkg_name")]
     with pytest.raises(typer.BadParameter, match="NAME=MODEL"):
         speed.parse_pipelines("training/de/concner-n1000-s1/model-best")
+
+
+def test_a_model_ending_in_int8_is_loaded_with_its_encoder_in_int8(teacher_dir, paired_docbins, tmp_path):
+    """MODEL:int8 quantises a trained transformer student at load time, no copy needed;
+    a pipeline without that switch is refused before anything is measured."""
+    import pytest
+    import typer
+
+    speed = speed_module()
+    assert speed.parse_pipelines(f"student={teacher_dir}:int8") == [("student", f"{teacher_dir}:int8")]
+    int8, fp32 = speed.load(f"{teacher_dir}:int8"), speed.load(str(teacher_dir))
+    words = [token.text for token in next(iter(read_docbin(paired_docbins["translation"], int8.vocab)))]
+    for nlp in (int8, fp32):
+        nlp(Doc(nlp.vocab, words=words))  # the encoder is quantised at its first prediction
+    assert speed.encoder_description(speed.transformer_model(int8)) == {"encoder_layers": 2, "int8": True}
+    assert speed.encoder_description(speed.transformer_model(fp32)) == {"encoder_layers": 2, "int8": False}
+    cnn = cnn_dir(paired_docbins["translation"], tmp_path)
+    with pytest.raises(typer.BadParameter, match="needs a transformer student"):
+        speed.parse_pipelines(f"cnn={cnn}:int8")

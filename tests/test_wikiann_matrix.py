@@ -11,6 +11,8 @@ import pytest
 import spacy
 from typer.testing import CliRunner
 
+from conftest import write_ruler_pipeline
+
 ROOT = Path(__file__).parents[1]
 TESTS = {
     "de": [("Anna wohnt in Paris .", "B-PER O O B-LOC O")],
@@ -72,11 +74,8 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ruler_dir(tmp_path_factory) -> Path:
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
-    path = tmp_path_factory.mktemp("ruler") / "model"
-    nlp.to_disk(path)
-    return path
+    """A multilingual pipeline whose entities are PATTERNS."""
+    return write_ruler_pipeline(tmp_path_factory.mktemp("ruler") / "model", "xx", PATTERNS)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc
 from spacy.util import registry
 
-from ..cjk import CJK_CHAR
+from ..cjk import both_cjk, joined_spaces
 from ..translate import CHARACTER_LANGS
 from ..translate.lexicon import DICTD_DIR, MAX_PHRASE, Lexicon, has_letter, load_lexicon, same_initial_case
 from ..translate.text import detokenize, target_lang
@@ -62,18 +62,14 @@ class DictionaryGloss:
 
 def aligned_text(words: List[str], sources: List[Tuple[int, ...]]) -> AlignedText:
     """The words as English text, each word a piece aligned to its sources."""
+    # English spacing, but none between two copied Chinese or Japanese characters: an
+    # unknown name stays one word, and English words stay apart from it
+    spaces = joined_spaces(words, detokenize(words), both_cjk)
     text, pieces = "", []
-    for word, space, source in zip(words, english_spaces(words), sources):
+    for word, space, source in zip(words, spaces, sources):
         pieces.append((len(text), len(text) + len(word), source))
         text += word + (" " if space else "")
     return AlignedText(text, pieces)
-
-
-def english_spaces(words: List[str]) -> List[bool]:
-    """English spacing, but none between two copied Chinese or Japanese characters: an
-    unknown name stays one word, and English words stay apart from it."""
-    return [space and not (CJK_CHAR.match(word[-1:]) and CJK_CHAR.match(after[:1]))
-            for word, after, space in zip(words, words[1:] + [""], detokenize(words))]
 
 
 @registry.misc("spacy_concner.eat_gloss.v1")

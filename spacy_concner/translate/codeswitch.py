@@ -38,8 +38,7 @@ class CodeSwitcher(LexiconTranslator):
         draws = sentence_random(self.seed, source)
         units, notes = self.rewrite(source, lambda: draws.random() < self.ratio, "switched")
         # English stays the matrix language: English spacing, also for Chinese targets
-        words = [word for unit_words, _ in units for word in unit_words]
-        return Translation(source, units_doc(self.vocab, units, detokenize(words), source), notes=notes)
+        return Translation(source, units_doc(self.vocab, units, detokenize, source), notes=notes)
 
 
 def sentence_random(seed: int, doc: Doc) -> random.Random:

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from ..cjk import CJK_CHAR
+from ..cjk import either_cjk, joined_spaces
 from ..files import atomic_path
 from ..pairs import PAIR_KEY
 from . import BackendMissing, Translation, translators
@@ -254,9 +254,14 @@ class LexiconTranslator:
 
     def translate(self, source: Doc) -> Translation:
         units, notes = self.rewrite(source, lambda: True, "translated")
-        words = [word for unit_words, _ in units for word in unit_words]
-        spaces = glue_cjk(words, detokenize(words)) if self.glue_words else detokenize(words)
-        return Translation(source, units_doc(self.vocab, units, spaces, source), notes=notes)
+        return Translation(source, units_doc(self.vocab, units, self.target_spaces, source), notes=notes)
+
+    def target_spaces(self, words: List[str]) -> List[bool]:
+        """Whether each output word is followed by a space in the target language."""
+        # Chinese and Japanese are written without spaces; words left in English between
+        # CJK words (untranslated names) keep theirs
+        spaces = detokenize(words)
+        return joined_spaces(words, spaces, either_cjk) if self.glue_words else spaces
 
     def rewrite(self, source: Doc, replace: Callable[[], bool], done: str) -> Tuple[List[Unit], Counter]:
         """The source's words as units: each phrase the lexicon knows (see _longest_match)
@@ -290,13 +295,6 @@ class LexiconTranslator:
         return n, translation
 
 
-def glue_cjk(words: List[str], spaces: List[bool]) -> List[bool]:
-    """No space next to a CJK character (Chinese and Japanese are written without spaces);
-    words left in English between them (untranslated names) keep theirs."""
-    return [space and not (CJK_CHAR.match(word[-1:]) or CJK_CHAR.match(after[:1]))
-            for word, after, space in zip(words, words[1:] + [""], spaces)]
-
-
 def _same_owner(owner: List[int], i: int) -> int:
     """How many words from word i (at most MAX_PHRASE) share its entity, or its lack of one."""
     n = 1
@@ -314,12 +312,12 @@ def same_initial_case(translation: str, word: str) -> str:
     return translation[:1].upper() + translation[1:] if word[:1].isupper() else translation
 
 
-def units_doc(vocab: Vocab, units: Sequence[Unit], spaces: List[bool], source: Doc) -> Doc:
-    """The Doc of the units' words, each unit in the entity it came from (labels as in
-    the source's entities), with the source's pair key."""
+def units_doc(vocab: Vocab, units: Sequence[Unit], spacing: Callable[[List[str]], List[bool]], source: Doc) -> Doc:
+    """The Doc of the units' words, spaced by spacing(words), each unit in the entity it
+    came from (labels as in the source's entities), with the source's pair key."""
     words = [word for unit_words, _ in units for word in unit_words]
     owner = [entity for unit_words, entity in units for _ in unit_words]
-    doc = Doc(vocab, words=words, spaces=spaces)
+    doc = Doc(vocab, words=words, spaces=spacing(words))
     doc.ents = _owner_spans(doc, owner, [e.label_ for e in source.ents])
     doc.user_data[PAIR_KEY] = source.user_data.get(PAIR_KEY)
     return doc

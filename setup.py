@@ -32,11 +32,13 @@ setup(
     entry_points={
         "spacy_factories": [
             "concner = spacy_concner.pipeline:make_concner",
+            "mcl_ner = spacy_concner.mcl_ner:make_mcl_ner",
             "eat = spacy_concner.eat.component:make_eat",
         ],
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
             "spacy_concner.TokenClassifier.v2 = spacy_concner.architectures:build_token_classifier_v2",
+            "spacy_concner.PairGridClassifier.v1 = spacy_concner.pair_grid:build_pair_grid_classifier",
             "spacy_concner.TransformerModel.v1 = spacy_concner.architectures:create_transformer_model",
             "spacy_concner.TransformerModel.v2 = spacy_concner.architectures:create_transformer_model_v2",
         ],
@@ -59,6 +61,8 @@ setup(
             "spacy_concner.MultiViewContrastiveLoss.v1 = spacy_concner.losses:configure_multi_view_contrastive_loss",
             "spacy_concner.DistillationLoss.v1 = spacy_concner.losses:configure_distillation_loss",
             "spacy_concner.KLDistillationLoss.v1 = spacy_concner.losses:configure_kl_distillation_loss",
+            "spacy_concner.RelationLoss.v1 = spacy_concner.losses:configure_relation_loss",
+            "spacy_concner.RelationContrastiveLoss.v1 = spacy_concner.losses:configure_relation_contrastive_loss",
         ],
         # the eat component's backends into English
         "spacy_misc": [

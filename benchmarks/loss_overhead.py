@@ -35,18 +35,18 @@ def batch_of_pairs(nlp, data: Path, n_docs: int, seed: int):
     return [Example(nlp.make_doc(doc.text), doc) for doc in docs]
 
 
-def trainer(encoder: Path, beta: float, examples):
-    """A fresh teacher pipeline with the given beta and a function doing one step."""
-    config = load_config(
-        ROOT / "configs" / "concner.cfg",
-        overrides={"paths.encoder": str(encoder), "components.concner.beta": beta},
-    )
+def trainer(config_name: str, overrides: dict, examples):
+    """A fresh pipeline from configs/<config_name> with the overrides, initialised on the
+    examples, and a function doing one training step on them (its last component's
+    get_loss timed too)."""
+    # interpolated: create_optimizer reads the schedule's ${training.max_steps}
+    config = load_config(ROOT / "configs" / config_name, overrides=overrides, interpolate=True)
     fix_random_seed(0)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     nlp.initialize(lambda: examples)
     optimizer = nlp.create_optimizer()
-    concner = nlp.get_pipe("concner")
-    get_loss = concner.get_loss
+    component = nlp.get_pipe(nlp.pipe_names[-1])
+    get_loss = component.get_loss
     loss_seconds = []
 
     def timed_get_loss(*args):
@@ -55,7 +55,7 @@ def trainer(encoder: Path, beta: float, examples):
         loss_seconds.append(time.perf_counter() - start)
         return result
 
-    concner.get_loss = timed_get_loss
+    component.get_loss = timed_get_loss
 
     def step():
         """Seconds of one update, and of its get_loss call."""
@@ -65,6 +65,20 @@ def trainer(encoder: Path, beta: float, examples):
 
     step()  # warm-up
     return step
+
+
+def take_turns(steps: dict, repeats: int):
+    """Seconds of each named step function's steps and get_loss calls, {name: [...]}
+    each: the steps take turns, so that a change in machine load hits all of them."""
+    runs = {name: [] for name in steps}
+    loss_runs = {name: [] for name in steps}
+    for repeat in range(repeats):
+        for name, step in steps.items():
+            step_seconds, loss_seconds = step()
+            runs[name].append(step_seconds)
+            loss_runs[name].append(loss_seconds)
+        print(f"step {repeat + 1}/{repeats}: " + ", ".join(f"{n} {s[-1]:.2f} s" for n, s in runs.items()), flush=True)
+    return runs, loss_runs
 
 
 def main(
@@ -77,15 +91,11 @@ def main(
 ):
     torch.set_num_threads(1)
     examples = batch_of_pairs(spacy.blank("xx"), data, n_docs, seed)
-    steps = {"ce_only": trainer(encoder, 0.0, examples), "ce_lcl_tcl": trainer(encoder, 0.25, examples)}
-    runs = {name: [] for name in steps}
-    loss_runs = {name: [] for name in steps}
-    for repeat in range(repeats):
-        for name, step in steps.items():
-            step_seconds, loss_seconds = step()
-            runs[name].append(step_seconds)
-            loss_runs[name].append(loss_seconds)
-        print(f"step {repeat + 1}/{repeats}: " + ", ".join(f"{n} {s[-1]:.2f} s" for n, s in runs.items()), flush=True)
+    steps = {
+        name: trainer("concner.cfg", {"paths.encoder": str(encoder), "components.concner.beta": beta}, examples)
+        for name, beta in [("ce_only", 0.0), ("ce_lcl_tcl", 0.25)]
+    }
+    runs, loss_runs = take_turns(steps, repeats)
     medians = {name: statistics.median(s) for name, s in runs.items()}
     loss_medians = {name: statistics.median(s) for name, s in loss_runs.items()}
     overhead = medians["ce_lcl_tcl"] / medians["ce_only"] - 1

@@ -1,6 +1,7 @@
-"""The ConCNER losses (paper eqs. 3-7 and 9) and mCL-NER's multi-view semantic contrast
-as Thinc `Loss` objects, and ConcnerLoss, which composes them into the `concner`
-component's loss (eq. 8).
+"""The ConCNER losses (paper eqs. 3-7 and 9) and mCL-NER's multi-view semantic contrast,
+relation classification and relation contrast as Thinc `Loss` objects; ConcnerLoss, which
+composes them into the `concner` component's loss (eq. 8), and GridLoss, the `mcl_ner`
+component's.
 
 Each `__call__` returns `(gradient, value)` from one pass, the gradient with respect to
 what the model's backprop takes (vectors, or pre-softmax logits). Array code goes through
@@ -16,6 +17,7 @@ from thinc.backends import get_array_ops
 from thinc.loss import Loss
 from thinc.types import Floats1d, Floats2d, Ints1d
 
+from .grid import NONE_ID
 from .pairs import group_ids, partner_rows
 
 # As in torch.nn.functional.normalize: x / max(||x||, eps); a zero vector maps to 0.
@@ -245,25 +247,111 @@ class SentenceCrossEntropy(OnePassLoss):
     def __call__(
         self, probs: List[Floats2d], truths: List[Ints1d]
     ) -> Tuple[List[Floats2d], float]:
-        _check_docs(probs, truths, _gold_mismatch)
-        if not probs:
-            return [], 0.0
-        xp = get_array_module(probs[0])
-        lengths = [len(doc_probs) for doc_probs in probs]
-        flat_probs = xp.concatenate(probs)
-        gold = xp.concatenate([xp.asarray(t) for t in truths]).astype("int64", copy=False)
-        if bool((gold >= flat_probs.shape[1]).any() | (gold < -1).any()):
-            raise ValueError(
-                f"gold label ids must be -1 or in [0, {flat_probs.shape[1] - 1}]"
-            )
+        return weighted_cross_entropy(probs, truths, lambda gold, lengths: _token_weights(gold >= 0, lengths))
+
+
+def weighted_cross_entropy(
+    probs: List[Floats2d], truths: List[Ints1d], weigh: Callable[[Ints1d, List[int]], Floats1d]
+) -> Tuple[List[Floats2d], float]:
+    """sum over all rows of -weight * log p(gold), and its gradient w.r.t. the logits.
+
+    probs: one (rows, labels) array of softmax outputs per item; truths: one (rows,)
+    array of gold label ids per item, -1 for a row without gold label. weigh(gold, lengths)
+    gives each row of the concatenated items its weight (0 where gold is -1).
+    """
+    _check_docs(probs, truths, _gold_mismatch)
+    if not probs:
+        return [], 0.0
+    xp = get_array_module(probs[0])
+    lengths = [len(item_probs) for item_probs in probs]
+    flat_probs = xp.concatenate(probs)
+    gold = xp.concatenate([xp.asarray(t) for t in truths]).astype("int64", copy=False)
+    if bool((gold >= flat_probs.shape[1]).any() | (gold < -1).any()):
+        raise ValueError(
+            f"gold label ids must be -1 or in [0, {flat_probs.shape[1] - 1}]"
+        )
+    weights = weigh(gold, lengths).astype(flat_probs.dtype)
+    gold_cells = (xp.arange(len(gold)), xp.maximum(gold, 0))
+    gold_probs = flat_probs[gold_cells]
+    value = -float((weights * xp.log(xp.maximum(gold_probs, MIN_PROB))).sum())
+    d_logits = flat_probs * weights[:, None]
+    d_logits[gold_cells] -= weights
+    return _split(xp, d_logits, lengths), value
+
+
+class RelationLoss(OnePassLoss):
+    """mCL-NER's relation classification: weighted cross-entropy over the labelled cells
+    of all the grids of a batch.
+
+    probs: one (cells, labels) array of softmax outputs per grid; truths: one (cells,)
+    array of cell label ids per grid (grid.py), -1 for a cell without gold label. With M
+    the labelled cells of the batch: L = -(1 / |M|) sum_{c in M} w(y_c) log p_c(y_c),
+    w(None) = none_weight, 1 for the other labels (None is most of a grid's cells). The
+    gradient is with respect to the pre-softmax scores.
+    """
+
+    def __init__(self, none_weight: float = 0.2):
+        if not none_weight >= 0:
+            raise ValueError(f"none_weight must be at least 0, got {none_weight}")
+        self.none_weight = none_weight
+
+    def __call__(
+        self, probs: List[Floats2d], truths: List[Ints1d]
+    ) -> Tuple[List[Floats2d], float]:
+        return weighted_cross_entropy(probs, truths, self.cell_weights)
+
+    def cell_weights(self, gold: Ints1d, lengths: List[int]) -> Floats1d:
+        xp = get_array_module(gold)
         labelled = gold >= 0
-        weights = _token_weights(labelled, lengths).astype(flat_probs.dtype)
-        gold_cells = (xp.arange(len(gold)), xp.maximum(gold, 0))
-        gold_probs = flat_probs[gold_cells]
-        value = -float((weights * xp.log(xp.maximum(gold_probs, MIN_PROB))).sum())
-        d_logits = flat_probs * weights[:, None]
-        d_logits[gold_cells] -= weights
-        return _split(xp, d_logits, lengths), value
+        weights = xp.where(gold == NONE_ID, self.none_weight, 1.0) * labelled
+        return weights / max(int(labelled.sum()), 1)
+
+
+class RelationContrastiveLoss(LabelContrastiveLoss):
+    """mCL-NER's relation contrast: LCL over the projected relation vectors of a sample
+    of the batch's grid cells.
+
+    projections: one (cells, width) array per grid; truths: one (cells,) array of cell
+    label ids per grid, -1 for a cell without gold label. The anchors are every cell of a
+    grid with a label other than None, and K of its None cells drawn at random, K = the
+    grid's count of other cells but at least min_none (all its None cells if it has
+    fewer). The positives of an anchor are the other anchors with its label (the cells of
+    an entity in a sentence and in its code-switched view are alike); every other anchor
+    is a negative; the value is the mean over the anchors with a positive. The draws come
+    from a generator seeded with `seed`, so a training run draws the same cells again.
+    """
+
+    def __init__(self, temperature: float = 0.1, min_none: int = 4, seed: int = 0):
+        super().__init__(temperature)
+        self.min_none = min_none
+        self.rng = numpy.random.default_rng(seed)
+
+    def __call__(
+        self, projections: List[Floats2d], truths: List[Ints1d]
+    ) -> Tuple[List[Floats2d], float]:
+        _check_docs(projections, truths, _cell_labels_mismatch)
+        if not projections:
+            return [], 0.0
+        xp = get_array_module(projections[0])
+        anchors = [xp.asarray(cells) for cells in self.anchors(truths)]
+        vectors = xp.concatenate([grid[cells] for grid, cells in zip(projections, anchors)])
+        labels = xp.concatenate([xp.asarray(truth)[cells] for truth, cells in zip(truths, anchors)])
+        d_anchors, value = super().__call__(vectors, labels)
+        d_projections = [xp.zeros_like(grid) for grid in projections]
+        for d_grid, cells, d_cells in zip(d_projections, anchors, _split(xp, d_anchors, [len(a) for a in anchors])):
+            d_grid[cells] = d_cells
+        return d_projections, value
+
+    def anchors(self, truths: List[Ints1d]) -> List[Ints1d]:
+        """The anchor cells of each grid, in cell order (draws from the generator)."""
+        chosen = []
+        for truth in truths:
+            truth = get_array_ops(truth).to_numpy(truth)
+            labelled, none = numpy.flatnonzero(truth > NONE_ID), numpy.flatnonzero(truth == NONE_ID)
+            n_none = min(len(none), max(self.min_none, len(labelled)))
+            drawn = self.rng.choice(none, size=n_none, replace=False)
+            chosen.append(numpy.sort(numpy.concatenate([labelled, drawn])))
+        return chosen
 
 
 def _token_weights(counted, lengths: List[int]) -> Floats1d:
@@ -302,6 +390,12 @@ def _distributions_mismatch(guess: Floats2d, truth: Floats2d) -> str:
         f"student probabilities have shape {guess.shape} but the teacher's have "
         f"shape {truth.shape}; do the label sets match?"
     )
+
+
+def _cell_labels_mismatch(projections: Floats2d, labels: Ints1d) -> str:
+    if projections.ndim == 2 and labels.shape == (len(projections),):
+        return ""
+    return f"projections of shape {projections.shape} need one label per cell, got labels of shape {labels.shape}"
 
 
 def _gold_mismatch(probs: Floats2d, gold: Ints1d) -> str:
@@ -372,7 +466,7 @@ class ConcnerLoss:
                 d_vectors[labelled] += self.beta * d_tokens
                 value += self.beta * lcl
             if self.translation_loss is not None:
-                d_tcl, tcl = self._translation_contrastive(flat_vectors, lengths, gold_rows, targets.keys)
+                d_tcl, tcl = sentence_contrast(self.translation_loss, flat_vectors, lengths, gold_rows, targets.keys)
                 d_vectors += self.beta * d_tcl
                 value += self.beta * tcl
         soft_rows = [i for i, soft in enumerate(targets.soft) if soft is not None]
@@ -382,21 +476,83 @@ class ConcnerLoss:
             value += kd
         return (_split(xp, d_vectors, lengths), _split(xp, d_logits, lengths)), value
 
-    def _translation_contrastive(self, flat_vectors, lengths, rows, keys) -> Tuple[Floats2d, float]:
-        """The sentence-level contrast (TCL or multi-view) over the given non-empty Docs,
-        sentence vector = mean token vector; the gradient w.r.t. all the batch's token vectors."""
-        rows = [i for i in rows if lengths[i]]
-        d_vectors = get_array_module(flat_vectors).zeros_like(flat_vectors)
-        if len(rows) < 2:
-            return d_vectors, 0.0
-        ops = get_array_ops(flat_vectors)
-        tokens = _token_rows(lengths, rows)
-        row_lengths = ops.asarray1i([lengths[i] for i in rows])
-        sentences = ops.reduce_mean(flat_vectors[tokens], row_lengths)
-        targets = ops.asarray1i(self.translation_loss.targets([keys[i] for i in rows]))
-        d_sentences, value = self.translation_loss(sentences, targets)
-        d_vectors[tokens] = ops.backprop_reduce_mean(d_sentences, row_lengths)
-        return d_vectors, value
+
+def sentence_contrast(
+    loss: KeyedContrastiveLoss, flat_vectors: Floats2d, lengths: List[int], rows: List[int], keys: List[Optional[Hashable]]
+) -> Tuple[Floats2d, float]:
+    """A sentence-level contrast (TCL or multi-view) over the given non-empty Docs,
+    sentence vector = mean token vector; the gradient w.r.t. all the batch's token vectors
+    (flat_vectors: the Docs' token vectors concatenated, lengths: tokens per Doc)."""
+    rows = [i for i in rows if lengths[i]]
+    d_vectors = get_array_module(flat_vectors).zeros_like(flat_vectors)
+    if len(rows) < 2:
+        return d_vectors, 0.0
+    ops = get_array_ops(flat_vectors)
+    tokens = _token_rows(lengths, rows)
+    row_lengths = ops.asarray1i([lengths[i] for i in rows])
+    sentences = ops.reduce_mean(flat_vectors[tokens], row_lengths)
+    targets = ops.asarray1i(loss.targets([keys[i] for i in rows]))
+    d_sentences, value = loss(sentences, targets)
+    d_vectors[tokens] = ops.backprop_reduce_mean(d_sentences, row_lengths)
+    return d_vectors, value
+
+
+@dataclass
+class GridTargets:
+    """What a batch is trained towards by the `mcl_ner` component: per grid (each Doc's
+    grids in order), the gold label id of each cell (-1 where unknown); per Doc, the pair
+    key that ties a sentence to its views (None if unpaired)."""
+
+    cells: List[Ints1d]
+    keys: List[Optional[Hashable]]
+
+
+class GridLoss:
+    """The loss of the `mcl_ner` component over a batch: L_rel + lambda_rc * L_rc +
+    lambda_sem * L_sem, with L_rel the relation classification loss over all the grids'
+    labelled cells, L_rc the relation contrast over their projections, and L_sem the
+    sentence-level contrast (mCL-NER's multi-view semantic contrast) over the mean word
+    vectors of the batch's Docs, grouped by pair key. A contrast that is None, or whose
+    weight is 0, is left out.
+
+    __call__((vectors, probs, projections), targets) returns ((d_vectors, d_scores,
+    d_projections), value): one array per Doc of the gradient w.r.t. the word vectors, one
+    per grid w.r.t. the pre-softmax cell scores and w.r.t. the projections (None when L_rc
+    is left out), what the grid classifier's backprop takes.
+    """
+
+    def __init__(
+        self,
+        relation_loss: RelationLoss,
+        relation_contrast: Optional[RelationContrastiveLoss],
+        semantic_loss: Optional[KeyedContrastiveLoss],
+        lambda_rc: float,
+        lambda_sem: float,
+    ):
+        self.relation_loss = relation_loss
+        self.relation_contrast = relation_contrast if lambda_rc else None
+        self.semantic_loss = semantic_loss if lambda_sem else None
+        self.lambda_rc = lambda_rc
+        self.lambda_sem = lambda_sem
+
+    def __call__(self, scores, targets: GridTargets):
+        vectors, probs, projections = scores
+        xp = get_array_module(vectors[0])
+        d_scores, value = self.relation_loss(probs, targets.cells)
+        d_projections = None
+        if self.relation_contrast is not None and projections is not None:
+            d_rc, rc = self.relation_contrast(projections, targets.cells)
+            d_projections = [self.lambda_rc * d for d in d_rc]
+            value += self.lambda_rc * rc
+        lengths = [len(doc_vectors) for doc_vectors in vectors]
+        flat_vectors = xp.concatenate(vectors)
+        d_vectors = xp.zeros_like(flat_vectors)
+        if self.semantic_loss is not None:
+            rows = list(range(len(vectors)))
+            d_sem, sem = sentence_contrast(self.semantic_loss, flat_vectors, lengths, rows, targets.keys)
+            d_vectors += self.lambda_sem * d_sem
+            value += self.lambda_sem * sem
+        return (_split(xp, d_vectors, lengths), d_scores, d_projections), value
 
 
 def _gold_or_unknown(xp, gold: Optional[Ints1d], length: int) -> Ints1d:
@@ -442,3 +598,20 @@ def configure_distillation_loss() -> DistillationLoss:
 def configure_kl_distillation_loss() -> KLDistillationLoss:
     """Distillation with KL(teacher || student) per token in place of eq. 9's MSE."""
     return KLDistillationLoss()
+
+
+@registry.losses("spacy_concner.RelationLoss.v1")
+def configure_relation_loss(none_weight: float = 0.2) -> RelationLoss:
+    """mCL-NER's relation classification: cross-entropy over the labelled cells of the
+    batch's word-pair grids, the None cells weighted by none_weight."""
+    return RelationLoss(none_weight=none_weight)
+
+
+@registry.losses("spacy_concner.RelationContrastiveLoss.v1")
+def configure_relation_contrastive_loss(
+    temperature: float = 0.1, min_none: int = 4, seed: int = 0
+) -> RelationContrastiveLoss:
+    """mCL-NER's relation contrast: cells with the same label attract, over the non-None
+    cells of the batch's grids and a seeded draw of max(min_none, that many) None cells
+    per grid."""
+    return RelationContrastiveLoss(temperature=temperature, min_none=min_none, seed=seed)

@@ -8,9 +8,13 @@ from thinc.api import get_current_ops
 from spacy_concner.losses import (
     ConcnerLoss,
     DistillationLoss,
+    GridLoss,
+    GridTargets,
     KLDistillationLoss,
     LabelContrastiveLoss,
     MultiViewContrastiveLoss,
+    RelationContrastiveLoss,
+    RelationLoss,
     SentenceCrossEntropy,
     Targets,
     TranslationContrastiveLoss,
@@ -499,3 +503,109 @@ def test_multi_view_loss_resolves_from_config():
     config = {"loss": {"@losses": "spacy_concner.MultiViewContrastiveLoss.v1", "temperature": 0.3}}
     loss = registry.resolve(config)["loss"]
     assert isinstance(loss, MultiViewContrastiveLoss) and loss.temperature == 0.3
+
+
+def random_grids(seed, sizes, n_labels=4, width=5, unknown=0.1, none_share=0.8):
+    """Per grid of m words: logits (m*m, labels), projections (m*m, width) and cell
+    labels, mostly None (0), some unknown (-1)."""
+    rng = numpy.random.default_rng(seed)
+    cells = [m * m for m in sizes]
+    logits = random_docs(rng, cells, n_labels)
+    projections = random_docs(rng, cells, width)
+    truths = []
+    for n in cells:
+        labels = numpy.where(rng.random(n) < none_share, 0, rng.integers(1, n_labels, size=n))
+        truths.append(numpy.where(rng.random(n) < unknown, -1, labels))
+    return logits, projections, truths
+
+
+@pytest.mark.parametrize(
+    "seed,sizes,none_weight", [(0, [3], 0.2), (1, [4, 1, 5], 0.2), (2, [2, 0, 6], 1.0), (3, [3, 3], 0.0)]
+)
+def test_relation_loss_matches_reference(seed, sizes, none_weight):
+    logits, _, truths = random_grids(seed, sizes)
+    d_scores, value = RelationLoss(none_weight)([softmax(x) for x in logits], truths)
+    expected_value, expected_grads = reference.relation_classification(logits, truths, none_weight)
+    assert_matches(value, expected_value)
+    assert_docs_match(d_scores, expected_grads)
+
+
+def test_relation_loss_divides_by_the_labelled_cells_not_their_weights():
+    probs = [numpy.full((4, 3), 1 / 3)]
+    truths = [numpy.array([0, 0, 2, -1])]
+    _, value = RelationLoss(0.5)(probs, truths)
+    assert value == pytest.approx((0.5 + 0.5 + 1) * numpy.log(3) / 3)
+    d_scores, value = RelationLoss()(probs, [numpy.full(4, -1)])
+    assert value == 0.0 and not d_scores[0].any()
+    with pytest.raises(ValueError, match="none_weight"):
+        RelationLoss(-0.1)
+
+
+def test_relation_contrast_anchors():
+    """All non-None cells, and max(min_none, their count) None cells per grid (all of
+    them if fewer), the same with the same seed."""
+    truths = [numpy.array([0] * 20 + [1, 2, 2]), numpy.array([0] * 20 + [1] * 6),
+              numpy.array([0, 0, 3, -1, -1]), numpy.array([-1, 0])]
+    anchors = RelationContrastiveLoss(seed=5).anchors(truths)
+    for truth, cells in zip(truths, anchors):
+        assert (numpy.diff(cells) > 0).all()
+        labelled = numpy.flatnonzero(truth > 0)
+        assert set(labelled) <= set(cells) and (truth[cells] >= 0).all()
+        n_none = int((truth[cells] == 0).sum())
+        assert n_none == min(int((truth == 0).sum()), max(4, len(labelled)))
+    again = RelationContrastiveLoss(seed=5).anchors(truths)
+    assert all((a == b).all() for a, b in zip(anchors, again))
+    other = RelationContrastiveLoss(seed=6).anchors(truths)
+    assert any(len(a) != len(b) or (a != b).any() for a, b in zip(anchors, other))
+
+
+@pytest.mark.parametrize("seed,sizes,temperature", [(0, [4], 0.1), (1, [5, 1, 3], 0.1), (2, [3, 0, 6], 0.5)])
+def test_relation_contrastive_matches_reference(seed, sizes, temperature):
+    """Value and gradient over the anchors the loss draws (drawn again with its seed)."""
+    _, projections, truths = random_grids(seed, sizes)
+    anchors = RelationContrastiveLoss(seed=seed).anchors(truths)
+    loss = RelationContrastiveLoss(temperature, seed=seed)
+    d_projections, value = loss(projections, truths)
+    expected_value, expected_grads = reference.relation_contrastive(projections, truths, anchors, temperature)
+    assert value > 0
+    assert_matches(value, expected_value)
+    assert_docs_match(d_projections, expected_grads)
+
+
+@pytest.mark.parametrize("lambda_rc,lambda_sem", [(0.25, 0.25), (0.0, 0.5), (0.5, 0.0)])
+def test_grid_loss_is_the_weighted_sum_of_its_terms(lambda_rc, lambda_sem):
+    """L_rel + lambda_rc * L_rc + lambda_sem * L_sem, L_sem the multi-view contrast of the
+    Docs' mean word vectors, its gradient passed to the words through the mean."""
+    sizes = [3, 4, 2, 5]
+    logits, projections, truths = random_grids(7, sizes)
+    rng = numpy.random.default_rng(8)
+    vectors = [rng.normal(size=(m, 6)) for m in sizes]
+    keys = ["a", "a", "b", "b"]
+    loss = GridLoss(RelationLoss(), RelationContrastiveLoss(seed=1), MultiViewContrastiveLoss(), lambda_rc, lambda_sem)
+    (d_vectors, d_scores, d_projections), value = loss(
+        (vectors, [softmax(x) for x in logits], projections), GridTargets(truths, keys))
+    rel, d_rel = reference.relation_classification(logits, truths, 0.2)
+    rc, d_rc = reference.relation_contrastive(projections, truths, RelationContrastiveLoss(seed=1).anchors(truths))
+    sem, d_means = reference.multi_view_contrastive(numpy.stack([v.mean(axis=0) for v in vectors]), [0, 0, 1, 1])
+    assert_matches(value, rel + lambda_rc * rc + lambda_sem * sem)
+    assert_docs_match(d_scores, d_rel)
+    assert_docs_match(d_vectors, [lambda_sem * numpy.tile(d / len(v), (len(v), 1)) for d, v in zip(d_means, vectors)])
+    if lambda_rc:
+        assert_docs_match(d_projections, [lambda_rc * d for d in d_rc])
+    else:
+        assert d_projections is None
+
+
+@pytest.mark.parametrize(
+    "name,cls,settings",
+    [
+        ("spacy_concner.RelationLoss.v1", RelationLoss, {"none_weight": 0.3}),
+        ("spacy_concner.RelationContrastiveLoss.v1", RelationContrastiveLoss,
+         {"temperature": 0.2, "min_none": 2, "seed": 3}),
+    ],
+)
+def test_relation_losses_resolve_from_config(name, cls, settings):
+    """(Their entry points are checked against setup.py in test_entry_points.py.)"""
+    loss = registry.resolve({"loss": {"@losses": name, **settings}})["loss"]
+    assert isinstance(loss, cls)
+    assert all(getattr(loss, key) == value for key, value in settings.items() if key != "seed")

@@ -11,11 +11,8 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config, load_model_from_config, resolve_dot_names
 
 from spacy_concner.pairs import PAIR_KEY, pair_key
-from spacy_concner.pipeline import (
-    SOFT_TARGETS_KEY,
-    biluo_to_iob2,
-    iob2_to_spans,
-)
+from spacy_concner.entity_pipe import biluo_to_iob2, iob2_to_spans
+from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
 from conftest import tiny_encoder
 

@@ -26,13 +26,17 @@ def _contrastive_row(h: torch.Tensor, i: int, positives: List[int], tau: float):
 def label_contrastive(vectors, labels, tau: float = 0.1) -> Tuple[float, numpy.ndarray]:
     """Eqs. 4-5, averaged over the tokens that have at least one positive."""
     h = _leaf(vectors)
-    labels = list(labels)
+    return _value_and_grad(_same_label_rows(h, list(labels), tau), h)
+
+
+def _same_label_rows(h: torch.Tensor, labels: List[int], tau: float) -> List[torch.Tensor]:
+    """The terms of the rows with a positive, the other rows with their label."""
     row_losses = []
     for i, label in enumerate(labels):
         positives = [p for p, other in enumerate(labels) if p != i and other == label]
         if positives:
             row_losses.append(_contrastive_row(h, i, positives, tau))
-    return _value_and_grad(row_losses, h)
+    return row_losses
 
 
 def translation_contrastive(vectors, partners, tau: float = 0.1):
@@ -158,3 +162,67 @@ def _value_and_grads(terms, leaves: List[torch.Tensor]):
         numpy.zeros(tuple(leaf.shape)) if g is None else g.numpy()
         for g, leaf in zip(grads, leaves)
     ]
+
+
+def relation_classification(logits, truths, none_weight: float):
+    """mCL-NER's L_rel: -(1/|M|) sum over the labelled cells of all grids of
+    w(y) log softmax(s)[y], w(None = label 0) = none_weight; gradient w.r.t. the scores."""
+    leaves = [_leaf(grid_logits) for grid_logits in logits]
+    terms = [
+        -(none_weight if int(y) == 0 else 1.0) * torch.log_softmax(grid[c], dim=0)[int(y)]
+        for grid, truth in zip(leaves, truths)
+        for c, y in enumerate(truth)
+        if y >= 0
+    ]
+    return _value_and_grads(terms, leaves)
+
+
+def relation_contrastive(projections, truths, anchors, tau: float = 0.1):
+    """mCL-NER's L_rc over the given anchor cells of each grid: q = normalize(projection);
+    the positives of anchor a are the other anchors with its label; the mean over the
+    anchors with a positive of -1/|P(a)| sum_p log(exp(q_a.q_p/tau) / sum_{k != a} exp(q_a.q_k/tau))."""
+    leaves = [_leaf(grid) for grid in projections]
+    q = torch.stack([leaves[g][int(c)] for g, cells in enumerate(anchors) for c in cells])
+    labels = [int(truths[g][int(c)]) for g, cells in enumerate(anchors) for c in cells]
+    return _value_and_grads(_same_label_rows(q, labels, tau), leaves)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * 0.5 * (1 + torch.erf(x / 2**0.5))
+
+
+def distance_bucket(offset: int) -> int:
+    """W2NER's distance buckets for j - i: 0; 1, 2-3, 4-7, ..., 256+ ahead (1..9); behind +9."""
+    if offset == 0:
+        return 0
+    bucket = min(abs(offset).bit_length(), 9)
+    return bucket if offset > 0 else bucket + 9
+
+
+def pair_grid(h, params, d_scores, d_projections):
+    """The grid head on one grid's word vectors h, from its equations: u_i, v_j, the
+    relation vectors r_ij = GELU(W_r [u_i; v_j; u_i*v_j; E[bucket(j-i)]] + b_r), scores
+    s_ij = W_o r_ij + b_o + [u_i;1]^T U_c [v_j;1], projections q_ij = W_q2 GELU(W_q1 r_ij
+    + b_q1) + b_q2. Returns the softmax of the scores (m*m, labels) and the gradients of
+    sum(s * d_scores) + sum(q * d_projections) w.r.t. h and each parameter."""
+    x = _leaf(h)
+    p = {name: _leaf(value) for name, value in params.items()}
+    u = gelu(x @ p["W_u"].T + p["b_u"])
+    v = gelu(x @ p["W_v"].T + p["b_v"])
+    m = len(h)
+    ones = torch.ones(1, dtype=torch.float64)
+    scores, projections = [], []
+    for i in range(m):
+        for j in range(m):
+            features = torch.cat([u[i], v[j], u[i] * v[j], p["E"][distance_bucket(j - i)]])
+            r = gelu(p["W_r"] @ features + p["b_r"])
+            u1, v1 = torch.cat([u[i], ones]), torch.cat([v[j], ones])
+            biaffine = torch.stack([u1 @ U_c @ v1 for U_c in p["U"]])
+            scores.append(p["W_o"] @ r + p["b_o"] + biaffine)
+            projections.append(p["W_q2"] @ gelu(p["W_q1"] @ r + p["b_q1"]) + p["b_q2"])
+    scores, projections = torch.stack(scores), torch.stack(projections)
+    objective = (scores * torch.tensor(d_scores)).sum() + (projections * torch.tensor(d_projections)).sum()
+    leaves = [x] + list(p.values())
+    grads = torch.autograd.grad(objective, leaves)
+    named = dict(zip(["h"] + list(p), (g.numpy() for g in grads)))
+    return torch.softmax(scores, dim=1).detach().numpy(), named

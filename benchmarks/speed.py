@@ -13,7 +13,8 @@ int8 rows of one trained pipeline need no quantised copy of its folder.
 
 - pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
   that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
-  length (what an application sees), --batch-size Docs a batch; one batch first as a
+  length (what an application sees), batches of the pipeline's nlp.batch_size Docs (or
+  --batch-size); one batch first as a
   warm-up, then the best of --repeats passes. F1, P and R: seqeval entity-level micro
   scores of those predictions (spacy_concner.evaluate). What the tokenizer would add is
   reported beside it: its words per second on the Docs' texts.
@@ -26,7 +27,7 @@ int8 rows of one trained pipeline need no quantised copy of its folder.
   word pieces to tokens, pooling them, the softmax, setting the entities.
 
 Writes --results/speed.json and speed.md; a rerun replaces the rows of the pipelines and
-thread counts it measures. Targets: the default package >= 2,000 words/s on
+thread counts (and batch sizes) it measures. Targets: the default package >= 2,000 words/s on
 one thread at >= 95% of its teacher's F1; pipeline time <= 1.2 x its encoder's; the CNN
 student >= 20,000 words/s at >= 90% of the teacher's F1. Name the teacher's pipeline
 --teacher (default: teacher) for the share of its F1.
@@ -45,13 +46,13 @@ from typing import Dict, List, Optional, Tuple
 import typer
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD_KEY = ("pipeline", "threads")
+RECORD_KEY = ("pipeline", "threads", "batch_size")
 INT8 = ":int8"
 QUANTIZE = "components.transformer.model.quantize"
 
 
-def measure(name: str, model: str, threads: int, test: Path, sentences: int, batch_size: int,
-            repeats: int) -> Dict:
+def measure(name: str, model: str, threads: int, test: Path, sentences: int,
+            batch_size: Optional[int], repeats: int) -> Dict:
     """The record of one pipeline on one thread count; runs in a child process."""
     import torch
 
@@ -59,6 +60,7 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int, bat
 
     torch.set_num_threads(threads)
     nlp = load(model)
+    batch_size = batch_size or nlp.batch_size
     gold = read_gold_docs(test, nlp)[:sentences]
     evaluate_docs(nlp, gold[:batch_size], batch_size, name, by_length=False)  # warm-up
     runs = [evaluate_docs(nlp, gold, batch_size, name, by_length=False) for _ in range(repeats)]
@@ -177,7 +179,7 @@ def parse_pipelines(value: str) -> List[Tuple[str, str]]:
 
 
 def merged(records: List[Dict], new: List[Dict]) -> List[Dict]:
-    """The earlier records but those of the same pipeline and thread count, then the new."""
+    """The earlier records but those of the same pipeline, thread count and batch size, then the new."""
     keys = {tuple(r[k] for k in RECORD_KEY) for r in new}
     return [r for r in records if tuple(r[k] for k in RECORD_KEY) not in keys] + new
 
@@ -189,7 +191,7 @@ def markdown(records: List[Dict], teacher: str) -> str:
         "# Prediction speed on a CPU",
         "",
         "Words per second of `nlp.pipe` over Docs of the test set's words in the file's order "
-        "(batches of the records' size; spaCy's tokenizer not timed: its own words/s beside "
+        "(`batch` Docs a batch; spaCy's tokenizer not timed: its own words/s beside "
         "it), and of the pipeline's "
         "bare encoder on the same batches (its Hugging Face tokenizer and module, called as "
         "the pipeline calls it); `pipeline / encoder` is the ratio of their times. F1, P, R: "
@@ -204,15 +206,15 @@ def markdown(records: List[Dict], teacher: str) -> str:
         "",
         *(f"    {command}" for command in commands),
         "",
-        "| pipeline | threads | encoder | words/s | encoder words/s | pipeline / encoder | F1 "
+        "| pipeline | threads | batch | encoder | words/s | encoder words/s | pipeline / encoder | F1 "
         f"| % of {teacher} | P | R | tokenizer words/s | sentences | words | load avg |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"])):
+    for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"], r["batch_size"])):
         encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {'int8' if r['int8'] else 'fp32'}"
         share = f"{100 * r['f1'] / teacher_f1[r['threads']]:.1f}" if teacher_f1.get(r["threads"]) else "–"
         lines.append(" | ".join([
-            f"| {r['pipeline']}", str(r["threads"]), encoder, f"{r['words_per_second']:,.0f}",
+            f"| {r['pipeline']}", str(r["threads"]), str(r["batch_size"]), encoder, f"{r['words_per_second']:,.0f}",
             _optional(r["encoder_words_per_second"], "{:,.0f}"), _optional(r["pipeline_to_encoder"], "{:.2f}"),
             f"{r['f1']:.2f}", share, f"{r['precision']:.2f}", f"{r['recall']:.2f}",
             f"{r['tokenizer_words_per_second']:,.0f}", str(r["n_sents"]), str(r["n_words"]), f"{r['load_avg_1min']} |",
@@ -230,7 +232,7 @@ def main(
     test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
     sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
     threads: str = typer.Option("1,2", help="Thread counts, comma separated"),
-    batch_size: int = typer.Option(64, min=1, help="Docs per nlp.pipe batch"),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Docs per nlp.pipe batch [default: the pipeline's nlp.batch_size]"),
     repeats: int = typer.Option(2, min=1, help="Timed passes; the best is kept"),
     teacher: str = typer.Option("teacher", help="The pipeline whose F1 the others are compared to"),
     results: Path = typer.Option(ROOT / "benchmarks" / "results", help="Folder of speed.json and speed.md"),
@@ -246,8 +248,8 @@ def main(
 
     measured = parse_pipelines(pipelines)
     counts = [int(t) for t in threads.split(",")]
-    options = ["--test", str(test), "--sentences", str(sentences), "--batch-size", str(batch_size),
-               "--repeats", str(repeats)]
+    options = ["--test", str(test), "--sentences", str(sentences), "--repeats", str(repeats)]
+    options += ["--batch-size", str(batch_size)] if batch_size else []
     command = "python benchmarks/speed.py " + shlex.join(sys.argv[1:])
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     json_path = results / "speed.json"

@@ -60,15 +60,26 @@ def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tm
     assert (cnn["encoder_layers"], cnn["int8"], cnn["encoder_words_per_second"]) == (None, None, None)
     report = (results / "speed.md").read_text()
     assert "python benchmarks/speed.py --pipelines student=" in report
-    assert "| student | 1 | 2 layers, int8 |" in report and "| 100.0 |" in report
-    assert "| cnn | 1 | none |" in report
+    assert "| student | 1 | 8 | 2 layers, int8 |" in report and "| 100.0 |" in report
+    assert "| cnn | 1 | 8 | none |" in report
 
 
-def test_a_rerun_replaces_the_rows_of_its_pipelines_and_thread_counts():
+def test_the_batch_size_is_the_pipelines_own_unless_given(teacher_dir, paired_docbins):
+    """An application's nlp.pipe batches nlp.batch_size Docs: so does the benchmark."""
     speed = speed_module()
-    old = [{"pipeline": "a", "threads": 1, "f1": 1}, {"pipeline": "a", "threads": 2, "f1": 2},
-           {"pipeline": "b", "threads": 1, "f1": 3}]
-    new = [{"pipeline": "a", "threads": 1, "f1": 4}]
+    test = paired_docbins["translation"]
+    record = speed.measure("student", str(teacher_dir), 1, test, 5, None, 1)
+    assert record["batch_size"] == spacy.load(teacher_dir).batch_size
+    assert speed.measure("student", str(teacher_dir), 1, test, 5, 3, 1)["batch_size"] == 3
+
+
+def test_a_rerun_replaces_the_rows_of_its_pipelines_thread_counts_and_batch_sizes():
+    speed = speed_module()
+    old = [{"pipeline": "a", "threads": 1, "batch_size": 64, "f1": 1},
+           {"pipeline": "a", "threads": 2, "batch_size": 64, "f1": 2},
+           {"pipeline": "a", "threads": 1, "batch_size": 256, "f1": 3},
+           {"pipeline": "b", "threads": 1, "batch_size": 64, "f1": 3}]
+    new = [{"pipeline": "a", "threads": 1, "batch_size": 64, "f1": 4}]
     assert speed.merged(old, new) == old[1:] + new
 
 

@@ -58,8 +58,8 @@ def data_ext(data_dir: Path, names: Sequence[str]) -> str:
 def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
     """The project.yml vars of one language, N and seed."""
     target = TARGETS["targets"][lang]
-    files = {**TARGETS["sources"][target["source_name"]], "target_test": target["target_test"],
-             "target_train": target["target_train"]}
+    files = {**TARGETS["sources"][target["source_name"]],
+             **{name: target[name] for name in ("target_test", "target_train", "target_dev")}}
     return {
         **target,
         **files,

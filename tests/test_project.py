@@ -195,7 +195,7 @@ def test_benchmark_vars_resolve_for_every_target(accuracy, tmp_path):
     data = tmp_path / "data"
     for lang, target in accuracy.TARGETS["targets"].items():
         source = accuracy.TARGETS["sources"][target["source_name"]]
-        for name in (*source.values(), target["target_test"], target["target_train"]):
+        for name in (*source.values(), target["target_test"], target["target_train"], target["target_dev"]):
             (data / f"{name}.gz").parent.mkdir(parents=True, exist_ok=True)
             (data / f"{name}.gz").touch()
         variables = accuracy.project_vars(lang, 500, 3, data)
@@ -207,6 +207,8 @@ def test_benchmark_vars_resolve_for_every_target(accuracy, tmp_path):
         assert f"{data}/{source['source_train']}.gz" in commands["sample"]["script"][0]
         assert "--n-sents 500 --seed 3" in commands["sample"]["script"][0]
         assert commands["evaluate"]["outputs"] == [f"metrics/{lang}-n500-s3/concner.json"]
+        (dev,) = accuracy.workflow_commands(folder, variables, "small")[1]["deps"]
+        assert dev == f"{data}/{target['target_dev']}.gz"
 
 
 def test_benchmark_data_ext_names_the_missing_file(accuracy, tmp_path):

@@ -38,6 +38,7 @@ setup(
         "spacy_architectures": [
             "spacy_concner.TokenClassifier.v1 = spacy_concner.architectures:build_token_classifier",
             "spacy_concner.TokenClassifier.v2 = spacy_concner.architectures:build_token_classifier_v2",
+            "spacy_concner.TokenClassifier.v3 = spacy_concner.architectures:build_token_classifier_v3",
             "spacy_concner.PairGridClassifier.v1 = spacy_concner.pair_grid:build_pair_grid_classifier",
             "spacy_concner.TransformerModel.v1 = spacy_concner.architectures:create_transformer_model",
             "spacy_concner.TransformerModel.v2 = spacy_concner.architectures:create_transformer_model_v2",

@@ -2,15 +2,16 @@
 (spacy_concner.TransformerModel) and the ConCNER token classifier on top of it
 (encoder -> token vectors h -> softmax(W h + b)).
 
-The classifier returns both the token vectors (for the contrastive losses) and the label
-probabilities (for cross-entropy, distillation and prediction), one array per Doc.
+The classifier returns both the vectors the contrastive losses act on (the token vectors
+h, or with v3's projection head their projections z = g(h)) and the label probabilities
+(for cross-entropy, distillation and prediction), one array per Doc.
 """
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, Softmax_v2, chain, glorot_uniform_init, with_array
+from thinc.api import Gelu, Linear, Model, Softmax_v2, chain, glorot_uniform_init, with_array
 from thinc.types import Floats2d
 
 from .cjk import joined_spans
@@ -23,7 +24,27 @@ from .int8 import quantize_linears
 if TYPE_CHECKING:
     from spacy_transformers.data_classes import FullTransformerBatch
 
-VectorsAndProbs = Tuple[List[Floats2d], List[Floats2d]]
+# (vectors for the contrastive losses, label probabilities); the vectors are None in
+# prediction when a projection head would have to compute them (v3)
+VectorsAndProbs = Tuple[Optional[List[Floats2d]], List[Floats2d]]
+
+
+@registry.architectures("spacy_concner.TokenClassifier.v3")
+def build_token_classifier_v3(
+    tok2vec: Model[List[Doc], List[Floats2d]], projection_width: int = 0, nO: Optional[int] = None
+) -> Model[List[Doc], VectorsAndProbs]:
+    """v2 with an optional projection head for the contrastive losses (SimCLR, SupCon).
+
+    projection_width = 0: no head, v2 itself (same layers, same weights from the same
+    seed, same outputs). projection_width > 0: LCL and TCL act on
+    z = W2 GELU(W1 h + b1) + b2, of width projection_width, while the softmax layer still
+    classifies h; the head's gradient and the softmax layer's are added into the gradient
+    w.r.t. h. The hidden layer is as wide as h, as in SimCLR; its activation is GELU, the
+    encoder's own and that of mcl_ner's relation projection, rather than SimCLR's ReLU,
+    which passes no gradient through a unit whose input is negative. Prediction does not
+    run the head: the vectors are None. SimCLR's projections are 128 wide; the
+    component's default model stays v2. tok2vec, nO: as v2's."""
+    return _token_classifier(tok2vec, Softmax_v2(nO=nO, init_W=glorot_uniform_init), projection_width)
 
 
 @registry.architectures("spacy_concner.TokenClassifier.v2")
@@ -47,13 +68,20 @@ def build_token_classifier(
     return _token_classifier(tok2vec, Softmax_v2(nO=nO))
 
 
-def _token_classifier(tok2vec: Model, output_layer: Model) -> Model[List[Doc], VectorsAndProbs]:
+def _token_classifier(
+    tok2vec: Model, output_layer: Model, projection_width: int = 0
+) -> Model[List[Doc], VectorsAndProbs]:
+    """tok2vec, then the heads: the output layer on the token vectors h and, with a
+    projection_width, the projection head whose output the contrastive losses see."""
+    layers = [with_array(output_layer)]
+    if projection_width:
+        hidden = Gelu()
+        layers.append(with_array(chain(hidden, Linear(nO=projection_width))))
     heads: Model[List[Floats2d], VectorsAndProbs] = Model(
-        "concner_heads",
-        heads_forward,
-        init=heads_init,
-        layers=[with_array(output_layer)],
+        "concner_heads", heads_forward, init=heads_init, layers=layers
     )
+    if projection_width:
+        heads.set_ref("projection_hidden", hidden)
     model = chain(tok2vec, heads)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
@@ -66,19 +94,38 @@ def heads_forward(model: Model, vectors: List[Floats2d], is_train: bool):
     width = classifier.get_dim("nI")
     vectors = [v if v.shape[1] == width else model.ops.alloc2f(0, width) for v in vectors]
     probs, backprop_classifier = classifier(vectors, is_train)
+    contrasted, backprop_contrasted = contrasted_vectors(model, vectors, is_train)
 
     def backprop(d_outputs: VectorsAndProbs) -> List[Floats2d]:
-        """d_outputs: gradients w.r.t. the vectors and w.r.t. the pre-softmax
-        logits (thinc's Softmax convention)."""
-        d_vectors, d_logits = d_outputs
+        """d_outputs: gradients w.r.t. the contrasted vectors and w.r.t. the
+        pre-softmax logits (thinc's Softmax convention)."""
+        d_contrasted, d_logits = d_outputs
         d_from_classifier = backprop_classifier(d_logits)
-        return [dv + dc for dv, dc in zip(d_vectors, d_from_classifier)]
+        return [dv + dc for dv, dc in zip(backprop_contrasted(d_contrasted), d_from_classifier)]
 
-    return (vectors, probs), backprop
+    return (contrasted, probs), backprop
+
+
+def contrasted_vectors(
+    model: Model, vectors: List[Floats2d], is_train: bool
+) -> Tuple[Optional[List[Floats2d]], Optional[Callable]]:
+    """What the contrastive losses see, and its backprop to the token vectors: the
+    vectors themselves, or their projections by the head. Prediction needs only the
+    probabilities, so the head is not run outside training."""
+    if len(model.layers) == 1:
+        return vectors, lambda d_vectors: d_vectors
+    if not is_train:
+        return None, None
+    return model.layers[1](vectors, is_train)
 
 
 def heads_init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> None:
-    model.layers[0].initialize(X=X)
+    classifier, *projection = model.layers
+    classifier.initialize(X=X)
+    if projection:
+        # the head's hidden layer is as wide as the token vectors (the softmax layer's input)
+        model.get_ref("projection_hidden").set_dim("nO", classifier.get_dim("nI"))
+        projection[0].initialize(X=X)
 
 
 @registry.architectures("spacy_concner.TransformerModel.v2")

@@ -83,9 +83,10 @@ def make_concner(
 class ConcNER(EntityPipe):
     """An IOB2 token classifier for named entities, trained with ConCNER's losses.
 
-    The model (spacy_concner.TokenClassifier.v2) gives every token a vector and a
-    distribution over the IOB2 tags of the component's entity types; prediction takes
-    the most likely tag of each token and writes the entities to `doc.ents`. Training
+    The model (spacy_concner.TokenClassifier.v2, or v3 with a projection head) gives
+    every token a vector for the contrastive losses and a distribution over the IOB2
+    tags of the component's entity types; prediction takes the most likely tag of each
+    token and writes the entities to `doc.ents`. Training
     (`update`) minimises ConcnerLoss: cross-entropy and the label and translation
     contrastive losses over Docs with gold entities (pairs of a sentence and its
     translation share a batch and a pair key), and the distillation loss over Docs

@@ -226,3 +226,30 @@ def pair_grid(h, params, d_scores, d_projections):
     grads = torch.autograd.grad(objective, leaves)
     named = dict(zip(["h"] + list(p), (g.numpy() for g in grads)))
     return torch.softmax(scores, dim=1).detach().numpy(), named
+
+
+def concner_loss_through_heads(vectors, params, gold, soft, keys, alpha, beta, tau=0.1):
+    """concner_loss of a token classifier with a projection head, from its equations:
+    logits = W h + b for CE and distillation, z = W2 GELU(W1 h + b1) + b2 for LCL and TCL.
+    The gradient w.r.t. z and the logits (concner_loss) is passed back through both heads
+    by autograd. Returns the value and the gradients w.r.t. every Doc's h and w.r.t.
+    each parameter ({name: gradient})."""
+    h = [_leaf(v) for v in vectors]
+    p = {name: _leaf(value) for name, value in params.items()}
+    flat = torch.cat(h)
+    logits = flat @ p["W"].T + p["b"]
+    projections = gelu(flat @ p["W1"].T + p["b1"]) @ p["W2"].T + p["b2"]
+    lengths = [len(v) for v in vectors]
+    value, d_projections, d_logits = concner_loss(
+        _split_rows(projections, lengths), _split_rows(logits, lengths), gold, soft, keys, alpha, beta, tau
+    )
+    objective = (projections * torch.tensor(numpy.concatenate(d_projections))).sum() + (
+        logits * torch.tensor(numpy.concatenate(d_logits))
+    ).sum()
+    grads = torch.autograd.grad(objective, h + list(p.values()))
+    d_vectors = [g.numpy() for g in grads[: len(h)]]
+    return value, d_vectors, dict(zip(p, (g.numpy() for g in grads[len(h):])))
+
+
+def _split_rows(rows: torch.Tensor, lengths: List[int]) -> List[numpy.ndarray]:
+    return numpy.split(rows.detach().numpy(), numpy.cumsum(lengths)[:-1])

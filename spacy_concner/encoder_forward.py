@@ -1,13 +1,14 @@
 """The forward pass of the encoder inside spacy_concner.TransformerModel.v2.
 
 spacy-transformers calls the Hugging Face model on a batch of word-piece windows padded to
-the longest. TransformerModel.v2 routes that call through `encoder_forward`:
-- in training, the frozen lower layers come from a LowerLayerCache (frozen_layers.py)
-  and only the upper layers run, on the whole batch (the batcher already groups
-  sentences of similar length);
-- in prediction, the windows run shortest first, `rows` at a time, each group padded to
-  its own longest: a batch of mixed lengths pads far less. Each window's output is what
-  the model's own forward gives it (padding does not change it).
+the longest. TransformerModel.v2 routes that call through `encoder_forward`, which runs
+the windows shortest first, `rows` at a time, each group padded to its own longest: a
+batch of mixed lengths pads far less. Each window's output is what the model's own
+forward gives it (padding does not change it). This matters in training as much as in
+prediction: one long window (a list of hundreds of place names in a WikiANN sample)
+padded a whole training batch of 64 windows to its length, and the attention
+activations kept for the backward pass took gigabytes more. In training, the frozen lower layers come from a
+LowerLayerCache (frozen_layers.py) and only the upper layers run.
 The model's weights, state dict and serialisation are unchanged.
 """
 import types
@@ -50,9 +51,6 @@ def encoder_forward(
     gives (last_hidden_state only; no pooler)."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    if transformer.training:
-        hidden = _through_cache(transformer, input_ids, attention_mask, token_type_ids)
-        return BaseModelOutput(last_hidden_state=hidden)
     lengths = right_padded_lengths(attention_mask)
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     hidden = input_ids.new_zeros((*input_ids.shape, transformer.config.hidden_size), dtype=torch.float32)

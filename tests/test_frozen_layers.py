@@ -61,15 +61,16 @@ def test_a_window_is_the_same_in_any_batch(tiny_bert_dir):
 
 
 def test_the_cache_keeps_to_its_bound(tiny_bert_dir):
-    model = AutoModel.from_pretrained(tiny_bert_dir).train()  # rows in batch order
+    model = AutoModel.from_pretrained(tiny_bert_dir).train()
     inputs = batch(tiny_bert_dir, SENTENCES)
-    first_window = int(inputs["attention_mask"][0].sum()) * model.config.hidden_size * 4
-    cache = LowerLayerCache(model, n_layers=1, max_bytes=first_window)
+    # windows run shortest first: the shortest fits, the others do not
+    shortest = int(inputs["attention_mask"].sum(dim=1).min()) * model.config.hidden_size * 4
+    cache = LowerLayerCache(model, n_layers=1, max_bytes=shortest)
     attach(model, cache)
     with pytest.warns(UserWarning, match="cache is full"):
         with torch.no_grad():
             model(**inputs)
-    assert cache.n_bytes == first_window and len(cache._states) == 1
+    assert cache.n_bytes == shortest and len(cache._states) == 1
     with torch.no_grad():
         model(**inputs)
     assert (cache.hits, cache.misses) == (1, 5)
@@ -138,6 +139,33 @@ def test_prediction_in_length_buckets_equals_one_doc_at_a_time(tiny_bert_dir, tm
         with torch.no_grad():
             expected = alone.eval()(**batch(tiny_bert_dir, [text])).last_hidden_state.numpy()
         assert hidden[0, : expected.shape[1]] == pytest.approx(expected[0], abs=1e-5)
+
+
+def test_training_runs_length_groups_with_the_gradients_of_one_padded_batch(tiny_bert_dir):
+    """Regression: in training the whole batch ran padded to its longest window, so one
+    long window (hundreds of words) made every window of the batch as long, with
+    gigabytes of attention activations. Now training runs the windows shortest first,
+    `rows` at a time, like prediction, with the same outputs and gradients."""
+    texts = [" ".join(["anna"] * n) + " ." for n in (40, 1, 2, 3, 2)]
+    inputs = batch(tiny_bert_dir, texts)
+    real = inputs["attention_mask"].bool()
+    reference = AutoModel.from_pretrained(tiny_bert_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    grouped = AutoModel.from_pretrained(tiny_bert_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cache = LowerLayerCache(grouped, n_layers=1, max_bytes=2**20)
+    attach(grouped, cache, rows=2)
+    lengths = []
+    first_upper = cache.upper_layers[0]
+    first_upper.register_forward_pre_hook(lambda module, args: lengths.append(tuple(args[0].shape[:2])))
+    outputs = [model.train()(**inputs).last_hidden_state for model in (reference, grouped)]
+    assert torch.allclose(outputs[1][real], outputs[0][real], atol=1e-5)
+    pieces = sorted(inputs["attention_mask"].sum(dim=1).tolist())
+    assert lengths == [(2, pieces[1]), (2, pieces[3]), (1, pieces[4])]
+    assert pieces[3] < pieces[4] == inputs["input_ids"].shape[1]  # only the long window is long
+    for output in outputs:
+        (output[real] ** 2).sum().backward()
+    upper = [(name, param) for name, param in grouped.named_parameters() if name.startswith("encoder.layer.1.")]
+    expected = dict(reference.named_parameters())
+    assert upper and all(torch.allclose(param.grad, expected[name].grad, atol=1e-4) for name, param in upper)
 
 
 def test_frozen_layers_out_of_range_fail_at_initialize(tiny_bert_dir):

@@ -61,6 +61,7 @@ def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
     files = {**TARGETS["sources"][target["source_name"]],
              **{name: target[name] for name in ("target_test", "target_train", "target_dev")}}
     return {
+        **TARGETS["run_vars"],
         **target,
         **files,
         "lang": lang,

@@ -95,6 +95,19 @@ def distillation_term(config: str) -> str:
     return DISTILLATION.get(name, f"the distillation loss {name}")
 
 
+def encoder_layers(config: str) -> Optional[int]:
+    """The number of transformer layers of the encoder that a pipeline config names, from
+    that Hugging Face folder's config.json; None when the folder is not there (the
+    workflow packages where it trained, so it is)."""
+    from thinc.api import Config
+
+    model = Config().from_str(config).get("components", {}).get("transformer", {}).get("model", {})
+    hf_config = Path(str(model.get("name"))) / "config.json"
+    if not hf_config.is_file():
+        return None
+    return srsly.read_json(hf_config).get("num_hidden_layers")
+
+
 def package_model(
     model: Path,
     output_dir: Path,
@@ -137,6 +150,9 @@ def package_model(
         shutil.copytree(model, staged)
         (staged / "config.cfg").write_text(config, encoding="utf8")
         srsly.write_json(staged / "meta.json", meta)
+        layers = encoder_layers(config) if kind == "concner" else None
+        if layers:
+            encoder = f"{encoder} Transformer layers kept: {layers}."
         card = model_card(meta, lang, kind, data, encoder, records, distillation_term(config), quantize)
         (staged / "README.md").write_text(card, encoding="utf8")
         code = [plugin_import(Path(staging))] if meta["requirements"] else []

@@ -60,8 +60,9 @@ def test_requirements_name_the_plugin_only_when_its_code_is_used():
     assert plugin_requirements((CONFIGS / "student_sm.cfg").read_text()) == []
 
 
-def test_package_folder_carries_meta_and_model_card(wheel):
+def test_package_folder_carries_meta_and_model_card(wheel, tiny_bert_dir):
     package_dir = wheel.parents[1]
+    tiny_bert_layers = json.loads((tiny_bert_dir / "config.json").read_text())["num_hidden_layers"]
     assert wheel.name == "xx_concner_test-0.0.1-py3-none-any.whl"
     meta = json.loads((package_dir / "meta.json").read_text())
     assert meta["name"] == "concner_test" and meta["lang"] == "xx"
@@ -71,6 +72,8 @@ def test_package_folder_carries_meta_and_model_card(wheel):
     assert 'spacy.load("xx_concner_test")' in card
     assert "| concner | test | test.spacy | 60.50 | 62.00 | 61.25 | 812 |" in card
     assert "Entity types: LOC, PER" in card and "MIT" in card and "CC BY-SA" in card
+    # the depth of the packaged encoder (the default student keeps 6 of e5's 12 layers)
+    assert f"Transformer layers kept: {tiny_bert_layers}." in card
     # the student config's loss, not eq. 9's MSE (regression: the card always said MSE)
     assert "by KL divergence per token" in card and "mean squared" not in card
     # the package imports the plugin, entry points installed or not

@@ -89,10 +89,26 @@ def test_every_dep_is_made_earlier_or_is_given(project, commands, workflows):
         made.update(commands[name].get("outputs", []))
 
 
-def test_students_use_the_teachers_encoder_by_default(project):
-    """student_options is a copy of train_options with the students' vars, whose
-    defaults are the teacher's: the default commands are those of earlier runs."""
-    assert project["vars"]["student_options"] == project["vars"]["train_options"]
+def test_student_options_are_train_options_with_the_students_vars():
+    raw = load_project_config(ROOT, interpolate=False)["vars"]
+    students = (raw["student_options"].replace("student_encoder", "encoder")
+                .replace("student_frozen_layers", "frozen_layers"))
+    assert students == raw["train_options"]
+
+
+def test_the_default_student_has_six_layers_and_the_benchmarks_the_teachers(commands, accuracy):
+    """The packaged student is the fast 6-layer one; the benchmark's run_vars give every
+    student the teacher's encoder, so its commands stay those of its earlier runs."""
+    default = train_overrides(shlex.split(commands["train-student"]["script"][0]))
+    assert default["paths.encoder"] == "assets/encoders/e5-small-6"
+    assert "concner-l6-n1000-s1/model-best" in commands["package"]["script"][0]
+    run_vars = {f"vars.{name}": value for name, value in accuracy.TARGETS["run_vars"].items()}
+    benchmark = load_project_config(ROOT, overrides={**DATA_OVERRIDES, **run_vars})
+    changed = {command["name"]: command for command in benchmark["commands"]}
+    overrides = train_overrides(shlex.split(changed["train-student"]["script"][0]))
+    assert overrides["paths.encoder"] == "assets/encoders/e5-small"
+    assert overrides["components.transformer.model.frozen_layers"] == 4
+    assert changed["evaluate"]["outputs"] == ["metrics/de-n1000-s1/concner.json"]
 
 
 def test_a_shallower_student_gets_its_own_encoder_and_files(commands):

@@ -42,6 +42,16 @@ VARIANTS = {
         "components.concner.model.@architectures": "spacy_concner.TokenClassifier.v1",
         "components.concner.model.tok2vec.pooling.@layers": "reduce_mean.v1",
     },
+    # levers of the contrastive losses (teacher runs)
+    "projection-128": {
+        "components.concner.model.@architectures": "spacy_concner.TokenClassifier.v3",
+        "components.concner.model.projection_width": "128",
+    },
+    "ce-1": {"components.concner.alpha": "1.0"},
+    "temperature-0.5": {
+        "components.concner.label_loss.temperature": "0.5",
+        "components.concner.translation_loss.temperature": "0.5",
+    },
 }
 
 
@@ -142,7 +152,11 @@ def markdown(records: List[Dict]) -> str:
         "training and evaluation on one CPU thread, two runs at a time on 2 cores. "
         "Variants: default = the configs (TokenClassifier.v2: random softmax weights, "
         "first-piece token vectors); zero-softmax = TokenClassifier.v1; mean-pooling = "
-        "mean of a token's pieces. Dev curves: curves/selection/.\n\n"
+        "mean of a token's pieces; projection-128 = TokenClassifier.v3, LCL and TCL on a "
+        "128-wide projection head; ce-1 = the cross-entropy weight alpha 1.0 instead of 0.5; "
+        "temperature-0.5 = LCL's and TCL's temperature 0.5 instead of 0.1. Names: "
+        "SYSTEM-DATA-sSEED-kK-lrLR-eEPOCHS-VARIANT, where DATA of a teacher run ends in its "
+        "translation's language. Dev curves: curves/selection/.\n\n"
     )
     return intro + markdown_table(columns, ([r[c] for c in columns] for r in order), align="l" + "r" * 8)
 

@@ -22,6 +22,16 @@ TEMPLATES = [
 ]
 
 
+def needs_apertium_mode(pair: str):
+    """A mark that skips a test unless Apertium and its mode `pair` are installed."""
+    import shutil
+
+    from spacy_concner.translate.apertium import MODES_DIR
+
+    installed = shutil.which("apertium-wblank-mode") is not None and Path(MODES_DIR, f"{pair}.mode").exists()
+    return pytest.mark.skipif(not installed, reason="apt-get install apertium apertium-eng-spa")
+
+
 def said(result) -> str:
     """A CLI run's output with whitespace runs as one space: wasabi wraps long messages."""
     return " ".join(result.output.split())

@@ -20,15 +20,11 @@ from spacy_concner.eat.component import EntityAlignedTranslation
 from spacy_concner.eat.gloss import DictionaryGloss
 from spacy_concner.eat.projection import project_entities, source_block
 from spacy_concner.translate import apertium as apertium_module
-from spacy_concner.translate.apertium import MODES_DIR
 from spacy_concner.translate.lexicon import Lexicon
 
-from conftest import said, write_freedict, write_ruler_pipeline
+from conftest import needs_apertium_mode, said, write_freedict, write_ruler_pipeline
 
-needs_apertium = pytest.mark.skipif(
-    shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "spa-eng.mode").exists(),
-    reason="apt-get install apertium apertium-eng-spa",
-)
+needs_apertium = needs_apertium_mode("spa-eng")
 PATTERNS = [
     {"label": "PER", "pattern": "Anna Schmidt"},
     {"label": "PER", "pattern": "Xochitl Gálvez"},

@@ -17,12 +17,9 @@ from spacy_concner.translate import BackendMissing, apertium, get_translator
 from spacy_concner.translate.apertium import MODES_DIR, missing_mode
 from spacy_concner.translate.cli import translate_docbin
 
-from conftest import said
+from conftest import needs_apertium_mode, said
 
-needs_apertium = pytest.mark.skipif(
-    shutil.which("apertium-wblank-mode") is None or not Path(MODES_DIR, "eng-spa.mode").exists(),
-    reason="apt-get install apertium apertium-eng-spa",
-)
+needs_apertium = needs_apertium_mode("eng-spa")
 # Stands in for the Apertium pipeline: echoes each NUL-terminated input; dies on CRASH, hangs on HANG
 FAKE_PIPELINE = """
 import sys, time

@@ -37,9 +37,12 @@ class ApertiumFailure(RuntimeError):
 
 
 class ApertiumProcess:
-    def __init__(self, mode_file: Path, timeout: float):
+    def __init__(self, mode_file: Path, timeout: float, marks: bool = False, analyser_only: bool = False):
         self.script = null_flush_script(mode_file, timeout)
+        if analyser_only:  # a mode's pipeline starts with its morphological analyser
+            self.script = self.script.split(" | ", 1)[0]
         self.timeout = timeout
+        self.marks = marks
         self.process = None
 
     def translate(self, texts: List[str]) -> List[str]:
@@ -85,7 +88,7 @@ class ApertiumProcess:
 
     def _start(self) -> None:
         self.process = subprocess.Popen(
-            pipeline_command(self.script), stdin=subprocess.PIPE,
+            pipeline_command(self.script, self.marks), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
@@ -96,9 +99,11 @@ class ApertiumProcess:
         self.process = None
 
 
-def pipeline_command(script: str) -> List[str]:
-    # $1: generator flag (-n: no unknown-word marks), $2: tagger flag
-    return ["bash", "-c", script, "apertium", "-n", ""]
+def pipeline_command(script: str, marks: bool = False) -> List[str]:
+    """The shell command of a mode's script; with marks, unknown words come out as *word
+    and words that cannot be generated as #word (-g), else unmarked (-n)."""
+    # $1: generator flag, $2: tagger flag
+    return ["bash", "-c", script, "apertium", "-g" if marks else "-n", ""]
 
 
 def null_flush_script(mode_file: Path, timeout: float) -> str:

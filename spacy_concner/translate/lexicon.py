@@ -57,6 +57,11 @@ class Lexicon:
         # first words of multi-word entries: other words are looked up alone
         self.phrase_starts = {phrase.split(" ", 1)[0] for phrase in lowercase if " " in phrase}
 
+    def learn(self, docs: Sequence[Doc]) -> None:
+        """Called with each batch of Docs before they are translated: a lexicon that asks
+        a backend for its words does so here (apertium_lexicon.py); dictionaries know all
+        they will know."""
+
     def lookup(self, phrase: str, exact_case: bool) -> Optional[str]:
         found = self.exact.get(phrase)
         if found is None and not exact_case:
@@ -96,11 +101,22 @@ def pair_sources(pair: str) -> List[Tuple[str, bool]]:
     read the other way round, direct ones first); ValueError for another pair."""
     if pair in SOURCES:
         return SOURCES[pair]
-    reverse = "-".join(pair.split("-")[::-1])
-    if reverse not in SOURCES:
-        known = list(SOURCES) + ["-".join(p.split("-")[::-1]) for p in SOURCES]
-        raise ValueError(f"No dictionaries for {pair!r}; known pairs: {', '.join(known)}")
-    return sorted(((name, not inverted) for name, inverted in SOURCES[reverse]), key=lambda source: source[1])
+    if pair not in dictionary_pairs():
+        raise no_dictionaries(pair)
+    return sorted(((name, not inverted) for name, inverted in SOURCES[_reverse(pair)]), key=lambda source: source[1])
+
+
+def dictionary_pairs() -> List[str]:
+    """The pairs of SOURCES, then their reverses."""
+    return list(SOURCES) + [_reverse(pair) for pair in SOURCES]
+
+
+def no_dictionaries(pair: str) -> ValueError:
+    return ValueError(f"No dictionaries for {pair!r}; known pairs: {', '.join(dictionary_pairs())}")
+
+
+def _reverse(pair: str) -> str:
+    return "-".join(pair.split("-")[::-1])
 
 
 def _read_cache(cache: Path) -> Optional[Dict]:
@@ -249,6 +265,8 @@ class LexiconTranslator:
         self.glue_words = self.lang in ("zh", "ja")  # no spaces between words
 
     def __call__(self, docs: Iterable[Doc]) -> Iterator[Translation]:
+        docs = list(docs)
+        self.lexicon.learn(docs)
         for doc in docs:
             yield self.translate(doc)
 
@@ -289,13 +307,13 @@ class LexiconTranslator:
         entities) and its translation; (1, None) if none."""
         if not has_letter(words[i]):
             return 1, None
-        n, translation = self.lexicon.longest_match(words, i, _same_owner(owner, i), exact_case=owner[i] >= 0)
+        n, translation = self.lexicon.longest_match(words, i, same_owner(owner, i), exact_case=owner[i] >= 0)
         if translation and owner[i] >= 0:
             translation = same_initial_case(translation, words[i])
         return n, translation
 
 
-def _same_owner(owner: List[int], i: int) -> int:
+def same_owner(owner: List[int], i: int) -> int:
     """How many words from word i (at most MAX_PHRASE) share its entity, or its lack of one."""
     n = 1
     while n < MAX_PHRASE and i + n < len(owner) and owner[i + n] == owner[i]:
@@ -344,5 +362,12 @@ def default_cache_dir() -> Path:
 
 @translators.register("lexicon.v1")
 def make_lexicon(pair: str, cache_dir: Optional[str] = None, dictd_dir: str = str(DICTD_DIR)) -> LexiconTranslator:
-    """Word-by-word translation with the pair's dictionaries (see SOURCES)."""
+    """Word-by-word translation with the pair's dictionaries (see SOURCES). Not for pairs
+    without dictionaries, Spanish among them: Apertium translates whole sentences."""
+    if pair not in dictionary_pairs():
+        raise ValueError(
+            f"{no_dictionaries(pair)}. A pair of Apertium, such as eng-spa, translates with "
+            "--translator apertium; its code-switched view (--translator codeswitch) takes "
+            "Apertium's word translations"
+        )
     return LexiconTranslator(pair, load_lexicon(pair, cache_dir, dictd_dir))

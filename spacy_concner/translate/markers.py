@@ -40,7 +40,7 @@ class WordBlankCodec:
         """Apertium stream format: special characters escaped, entity words in word-bound blanks."""
         out = []
         for word, space, k in zip(words, spaces, entity_of_token(len(words), ents)):
-            escaped = _APERTIUM_SPECIAL.sub(r"\\\1", word)
+            escaped = apertium_escape(word)
             out.append(f"[[t:{k}]]{escaped}[[/]]" if k >= 0 else escaped)
             out.append(" " if space else "")
         return "".join(out)
@@ -76,6 +76,11 @@ class WordBlankCodec:
             text.append(chunk)
             length += len(chunk)
         return "".join(text), pieces
+
+
+def apertium_escape(text: str) -> str:
+    """Text in Apertium stream format: its special characters escaped."""
+    return _APERTIUM_SPECIAL.sub(r"\\\1", text)
 
 
 def _superblank(stream: str, i: int) -> Tuple[int, str]:

@@ -1,14 +1,17 @@
 """What the two entity components, `concner` and `mcl_ner`, share: a TrainablePipe that
 learns a sorted set of entity types from its training corpus, trains with one loss call
-per batch, scales the learn rate of its own weights, and saves a checksummed folder; and
-the IOB2 helpers that turn aligned gold annotation into entity spans."""
+per batch, scales the learn rate of its own weights, and saves a checksummed folder; the
+way both write their entities with a confidence each; and the IOB2 helpers that turn
+aligned gold annotation into entity spans."""
 import warnings
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
+import numpy
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import SimpleFrozenList, resolve_dot_names
 from spacy.vocab import Vocab
@@ -18,8 +21,11 @@ from .checksums import check_intact, write_checksums
 from .config_errors import config_error
 
 # what both components write, and how `spacy train` weighs their scores
-ASSIGNS = ["doc.ents", "token.ent_iob", "token.ent_type"]
+ASSIGNS = ["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type"]
 SCORE_WEIGHTS = {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None}
+# doc.spans[ENT_SCORES_KEY]: the entities of doc.ents with attrs["scores"], the confidence
+# of each, as spaCy's SpanCategorizer stores its scores
+ENT_SCORES_KEY = "concner_ents"
 
 
 def default_model(architecture: str) -> Config:
@@ -194,6 +200,26 @@ class EntityPipe(TrainablePipe):
                 "the component on data with these types to learn them."
             )
         return [None if tag not in (None, "O") and tag[2:] in unknown else tag for tag in tags]
+
+
+def set_entities(doc: Doc, found: Sequence[Tuple[int, int, str]], confidences: Sequence[float]) -> None:
+    """Write the entities (start, end, label) to doc.ents, every other token outside, and
+    with their confidences to doc.spans[ENT_SCORES_KEY]."""
+    spans = [Span(doc, start, end, label=label) for start, end, label in found]
+    doc.set_ents(spans, default="outside")
+    scores = numpy.asarray(confidences, dtype="float32")
+    doc.spans[ENT_SCORES_KEY] = SpanGroup(doc, name=ENT_SCORES_KEY, attrs={"scores": scores}, spans=spans)
+
+
+def entity_confidences(doc: Doc) -> Optional[List[float]]:
+    """The confidence of each of doc.ents, as its entity component stored it; None if
+    doc.ents are not the entities of doc.spans[ENT_SCORES_KEY] (set by another component,
+    or by none that scores them)."""
+    group = doc.spans.get(ENT_SCORES_KEY)
+    ents = [(ent.start, ent.end, ent.label) for ent in doc.ents]
+    if group is None or [(span.start, span.end, span.label) for span in group] != ents:
+        return None
+    return [float(score) for score in group.attrs["scores"]]
 
 
 def dev_corpus_types(nlp: Language) -> Optional[Tuple[str, Set[str]]]:

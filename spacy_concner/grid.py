@@ -17,7 +17,7 @@ window's edge keeps its NNW cells inside the window), and prediction decodes eve
 and keeps the best-scoring non-overlapping entities of all of them. An entity of up to
 MAX_WORDS - WINDOW_STRIDE words lies whole in at least one window.
 """
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy
 
@@ -31,6 +31,16 @@ WINDOW_STRIDE = 32
 N_DISTANCE_BUCKETS = 19
 
 Span = Tuple[int, int, str]  # (start, end, type): words start..end-1
+
+
+class Candidate(NamedTuple):
+    """An entity a grid predicts. score: the mean probability of the predicted labels of
+    its cells (the THW cell and the NNW chain), which ranks overlapping candidates;
+    confidence: the lowest of them (the self-training filter's)."""
+
+    score: float
+    span: Span
+    confidence: float
 
 
 def grid_labels(types: Sequence[str]) -> List[str]:
@@ -66,13 +76,13 @@ def distance_buckets(n_words: int) -> numpy.ndarray:
     return numpy.where(offsets == 0, 0, numpy.where(offsets > 0, buckets, buckets + 9))
 
 
-def candidates(probs: numpy.ndarray, types: Sequence[str]) -> List[Tuple[float, Span]]:
-    """The entities one grid's (n, n, labels) probabilities predict, each with its score.
+def candidates(probs: numpy.ndarray, types: Sequence[str]) -> List[Candidate]:
+    """The entities one grid's (n, n, labels) probabilities predict.
 
     Each cell takes its most likely label. A THW-<type> cell (t, h) with t >= h is the
     entity h..t if every NNW cell of the chain h -> h+1 -> ... -> t is predicted too; its
-    score is the mean probability of the predicted labels of the THW cell and those NNW
-    cells. A THW cell above the diagonal, or with a broken chain, predicts nothing.
+    cells are the THW cell and those NNW cells. A THW cell above the diagonal, or with a
+    broken chain, predicts nothing.
     """
     predicted = probs.argmax(axis=2)
     best = probs.max(axis=2)
@@ -83,27 +93,30 @@ def candidates(probs: numpy.ndarray, types: Sequence[str]) -> List[Tuple[float, 
             chain = numpy.arange(head, tail)
             cells = numpy.concatenate([[best[tail, head]], best[chain, chain + 1]])
             label = types[predicted[tail, head] - FIRST_THW_ID]
-            found.append((float(cells.mean()), (int(head), int(tail) + 1, label)))
+            found.append(Candidate(float(cells.mean()), (int(head), int(tail) + 1, label), float(cells.min())))
     return found
 
 
-def non_overlapping(scored: Sequence[Tuple[float, Span]]) -> List[Span]:
-    """The spans kept by taking the best-scoring first (ties: the earlier, then the
+def non_overlapping(scored: Sequence[Candidate]) -> List[Candidate]:
+    """The candidates kept by taking the best-scoring first (ties: the earlier, then the
     shorter one) and dropping each that overlaps one already kept; in text order."""
-    kept: List[Span] = []
+    kept: List[Candidate] = []
     taken = set()
-    for _, span in sorted(scored, key=lambda item: (-item[0], item[1][0], item[1][1])):
-        words = set(range(span[0], span[1]))
+    for candidate in sorted(scored, key=lambda c: (-c.score, c.span[0], c.span[1])):
+        words = set(range(candidate.span[0], candidate.span[1]))
         if not words & taken:
-            kept.append(span)
+            kept.append(candidate)
             taken |= words
-    return sorted(kept)
+    return sorted(kept, key=lambda c: c.span)
 
 
-def decode(window_probs: Sequence[numpy.ndarray], n_words: int, types: Sequence[str]) -> List[Span]:
+def decode(window_probs: Sequence[numpy.ndarray], n_words: int, types: Sequence[str]) -> List[Candidate]:
     """A sentence's entities from the (m, m, labels) probabilities of its windows (in the
-    order of `windows(n_words)`): valid, flat and non-overlapping."""
+    order of `windows(n_words)`): valid, flat and non-overlapping, with the spans in
+    sentence words."""
     scored = []
     for (start, _), probs in zip(windows(n_words), window_probs):
-        scored += [(score, (s + start, e + start, label)) for score, (s, e, label) in candidates(probs, types)]
+        for candidate in candidates(probs, types):
+            head, end, label = candidate.span
+            scored.append(candidate._replace(span=(head + start, end + start, label)))
     return non_overlapping(scored)

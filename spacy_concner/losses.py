@@ -259,7 +259,7 @@ def weighted_cross_entropy(
     array of gold label ids per item, -1 for a row without gold label. weigh(gold, lengths)
     gives each row of the concatenated items its weight (0 where gold is -1).
     """
-    _check_docs(probs, truths, _gold_mismatch)
+    _check_docs(probs, truths, _row_labels_mismatch)
     if not probs:
         return [], 0.0
     xp = get_array_module(probs[0])
@@ -329,7 +329,7 @@ class RelationContrastiveLoss(LabelContrastiveLoss):
     def __call__(
         self, projections: List[Floats2d], truths: List[Ints1d]
     ) -> Tuple[List[Floats2d], float]:
-        _check_docs(projections, truths, _cell_labels_mismatch)
+        _check_docs(projections, truths, _row_labels_mismatch)
         if not projections:
             return [], 0.0
         xp = get_array_module(projections[0])
@@ -392,19 +392,11 @@ def _distributions_mismatch(guess: Floats2d, truth: Floats2d) -> str:
     )
 
 
-def _cell_labels_mismatch(projections: Floats2d, labels: Ints1d) -> str:
-    if projections.ndim == 2 and labels.shape == (len(projections),):
+def _row_labels_mismatch(rows: Floats2d, labels: Ints1d) -> str:
+    """One label per row of a 2D array: gold tags of probabilities, cell labels of projections."""
+    if rows.ndim == 2 and labels.shape == (len(rows),):
         return ""
-    return f"projections of shape {projections.shape} need one label per cell, got labels of shape {labels.shape}"
-
-
-def _gold_mismatch(probs: Floats2d, gold: Ints1d) -> str:
-    if probs.ndim == 2 and gold.shape == (len(probs),):
-        return ""
-    return (
-        f"probabilities of shape {probs.shape} need one gold label per row, got "
-        f"labels of shape {gold.shape}"
-    )
+    return f"an array of shape {rows.shape} needs one label per row, got labels of shape {labels.shape}"
 
 
 @dataclass

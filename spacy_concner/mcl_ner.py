@@ -6,13 +6,13 @@ from typing import Callable, Iterable, List, Optional
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans
+from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans, set_entities
 from .grid import MISSING, cell_labels, decode, grid_labels, windows
 from .losses import GridLoss, GridTargets, KeyedContrastiveLoss, RelationContrastiveLoss, RelationLoss
 from .pair_grid import GridScores
@@ -66,9 +66,10 @@ class MclNER(EntityPipe):
     pair of words of a grid (a sentence; windows of a long one: grid.windows) a
     distribution over the cell labels: None, NNW and THW-<type> for each of the
     component's entity types. Prediction decodes the grids into flat entities
-    (grid.decode) and writes them to `doc.ents`. Training (`update`) minimises GridLoss
-    over Docs with gold entities; sentences and their views (translations, code-switched
-    versions) share a batch and a pair key.
+    (grid.decode) and writes them to `doc.ents`, and with a confidence each to
+    `doc.spans["concner_ents"]` (entity_pipe.ENT_SCORES_KEY). Training (`update`)
+    minimises GridLoss over Docs with gold entities; sentences and their views
+    (translations, code-switched versions) share a batch and a pair key.
     """
 
     def __init__(
@@ -101,12 +102,15 @@ class MclNER(EntityPipe):
         return [[next(grids) for _ in windows(len(doc))] for doc in docs]
 
     def set_annotations(self, docs: Iterable[Doc], probs: List[List[Floats2d]]) -> None:
+        """doc.ents decoded from the grids, each entity with its confidence
+        (entity_pipe.set_entities): the lowest probability of the predicted labels of
+        the cells it was decoded from (grid.Candidate)."""
         to_numpy = self.model.ops.to_numpy
         for doc, doc_probs in zip(docs, probs):
             grids = [to_numpy(p).reshape(end - start, end - start, -1)
                      for (start, end), p in zip(windows(len(doc)), doc_probs)]
-            spans = [Span(doc, start, end, label=label) for start, end, label in decode(grids, len(doc), self.labels)]
-            doc.set_ents(spans, default="outside")
+            found = decode(grids, len(doc), self.labels)
+            set_entities(doc, [c.span for c in found], [c.confidence for c in found])
 
     def get_loss(self, examples: Iterable[Example], scores: GridScores):
         """GridLoss of the model's output against the Examples' gold entities; the

@@ -2,8 +2,10 @@
 code-switched version), kept in the same batch.
 
 The pair key travels in `doc.user_data[PAIR_KEY]` (DocBins store user data): a source
-sentence and its views carry the same value.
+sentence and its views carry the same value. It also names a sentence for the seeded
+draws that must not depend on chunks or order (sentence_random).
 """
+import hashlib
 import random
 import warnings
 from collections import defaultdict
@@ -29,6 +31,15 @@ def pair_key(item: Item) -> Optional[Hashable]:
     """The pair key of a Doc, or of an Example's reference Doc (None if unpaired)."""
     doc = item.reference if isinstance(item, Example) else item
     return doc.user_data.get(PAIR_KEY)
+
+
+def sentence_random(seed: int, doc: Doc) -> random.Random:
+    """A generator seeded by the seed and the Doc's pair key (its text if it has none),
+    stable across processes (Python's hash() of a str is not): a sentence draws the same
+    whatever chunk or order it is processed in."""
+    key = doc.user_data.get(PAIR_KEY)
+    name = f"{seed}\0{doc.text if key is None else key}".encode("utf8")
+    return random.Random(int.from_bytes(hashlib.sha256(name).digest()[:8], "big"))
 
 
 def partner_rows(keys: List[Optional[Hashable]]) -> List[int]:

@@ -5,13 +5,13 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d, Ints1d
 
-from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans
+from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans, set_entities
 from .losses import (
     ConcnerLoss,
     DistillationLoss,
@@ -86,7 +86,8 @@ class ConcNER(EntityPipe):
     The model (spacy_concner.TokenClassifier.v2, or v3 with a projection head) gives
     every token a vector for the contrastive losses and a distribution over the IOB2
     tags of the component's entity types; prediction takes the most likely tag of each
-    token and writes the entities to `doc.ents`. Training
+    token and writes the entities to `doc.ents`, and with a confidence each to
+    `doc.spans["concner_ents"]` (entity_pipe.ENT_SCORES_KEY). Training
     (`update`) minimises ConcnerLoss: cross-entropy and the label and translation
     contrastive losses over Docs with gold entities (pairs of a sentence and its
     translation share a batch and a pair key), and the distillation loss over Docs
@@ -129,12 +130,18 @@ class ConcNER(EntityPipe):
         return probs
 
     def set_annotations(self, docs: Iterable[Doc], probs: List[Floats2d]) -> None:
+        """doc.ents from each token's most likely tag, each entity with its confidence
+        (entity_pipe.set_entities): the lowest probability of its tokens' tags. A token
+        that continues its word piece's previous token takes that token's decision
+        (one_tag_per_piece), so it counts with the probability of its own most likely
+        tag, not of the tag the rule gives it."""
         tags = self.tags
         for doc, doc_probs in zip(docs, probs):
-            tag_ids = self.model.ops.to_numpy(doc_probs).argmax(axis=1)
+            doc_probs = self.model.ops.to_numpy(doc_probs)
+            tag_ids, best = doc_probs.argmax(axis=1), doc_probs.max(axis=1).tolist()
             doc_tags = one_tag_per_piece([tags[i] for i in tag_ids], first_pieces(doc))
-            spans = [Span(doc, start, end, label=label) for start, end, label in iob2_to_spans(doc_tags)]
-            doc.set_ents(spans, default="outside")
+            found = iob2_to_spans(doc_tags)
+            set_entities(doc, found, [min(best[start:end]) for start, end, _ in found])
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[List[Floats2d], List[Floats2d]]

@@ -196,20 +196,36 @@ def paired_docbins(tmp_path_factory):
 def teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
     """A tiny concner teacher trained for 70 steps on the synthetic pairs (it then
     finds entities in their sentences)."""
+    from test_pipeline import concner_config
+
+    return trained_pipeline(concner_config(tiny_bert_dir, paired_docbins), 70, tmp_path_factory.mktemp("teacher"))
+
+
+@pytest.fixture(scope="session")
+def mcl_teacher_dir(tiny_bert_dir, paired_docbins, tmp_path_factory):
+    """A tiny mcl_ner teacher trained for 60 steps on the synthetic pairs (it then finds
+    entities in their sentences)."""
+    from test_mcl_ner import mcl_config
+
+    return trained_pipeline(mcl_config(tiny_bert_dir, paired_docbins), 60, tmp_path_factory.mktemp("mcl_teacher"))
+
+
+def trained_pipeline(config, steps: int, folder: Path) -> Path:
+    """The pipeline of `config` trained on its corpus for `steps` batches of 8 with Adam
+    (learn rate 0.003), saved in folder/model."""
     from spacy.training.initialize import init_nlp
     from thinc.api import Adam
 
-    from test_pipeline import concner_config, training_examples
+    from test_pipeline import training_examples
 
-    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins))
+    nlp = init_nlp(config)
     examples = training_examples(nlp)
     optimizer = Adam(0.003)
-    for step in range(70):
+    for step in range(steps):
         start = (step * 8) % len(examples)
         nlp.update(examples[start : start + 8], sgd=optimizer)
-    path = tmp_path_factory.mktemp("teacher") / "model"
-    nlp.to_disk(path)
-    return path
+    nlp.to_disk(folder / "model")
+    return folder / "model"
 
 
 def write_freedict(folder: Path, name: str, entries: dict) -> Path:

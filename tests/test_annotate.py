@@ -14,7 +14,8 @@ from spacy_concner.pairs import PAIR_KEY
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
 from conftest import PERSONS, PLACES, said, synthetic_pairs, tiny_encoder
-from test_pipeline import CONFIGS
+from test_mcl_ner import cell_confidences
+from test_pipeline import CONFIGS, token_confidences
 
 SENTENCES = [" ".join(tr) for _, _, tr, _ in synthetic_pairs(10, seed=3)]
 RECORDED_LOSSES = []
@@ -79,22 +80,30 @@ def test_annotation_is_the_teachers_prediction(teacher_dir, annotated):
         ]
         assert all(token.ent_iob_ in ("B", "I", "O") for token in doc)  # O set, not missing
         assert set(doc.user_data) == {PAIR_KEY, SOFT_TARGETS_KEY}  # no encoder output
+        assert not doc.spans  # the confidences are read by the filter, not written
     assert sum(len(doc.ents) for doc in docs) > 0
 
 
-def test_interrupted_run_resumes_from_its_chunks(teacher_dir, text_file, tmp_path, monkeypatch):
-    output = tmp_path / "out.spacy"
+def interrupt_at_third_chunk(monkeypatch):
+    """Make annotate_docs stop the run at its third call; the sizes of the chunks it is
+    called with are recorded in the list returned."""
     real_annotate_docs = annotate.annotate_docs
     calls = []
 
-    def annotate_docs_failing_at_third_chunk(nlp, docs, batch_size):
+    def annotate_docs_failing_at_third_chunk(nlp, concner, docs, batch_size):
         docs = list(docs)
         calls.append(len(docs))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_annotate_docs(nlp, docs, batch_size)
+        return real_annotate_docs(nlp, concner, docs, batch_size)
 
     monkeypatch.setattr(annotate, "annotate_docs", annotate_docs_failing_at_third_chunk)
+    return calls
+
+
+def test_interrupted_run_resumes_from_its_chunks(teacher_dir, text_file, tmp_path, monkeypatch):
+    output = tmp_path / "out.spacy"
+    calls = interrupt_at_third_chunk(monkeypatch)
     code, _ = run_annotate(teacher_dir, text_file, output, "--chunk-size", 3)
     assert code != 0 and not output.exists()
     parts = tmp_path / "out.spacy.parts"
@@ -181,7 +190,7 @@ def entities_only(tmp_path_factory, text_file):
 def test_a_teacher_without_concner_gives_its_entities_only(entities_only):
     docs = read_output(entities_only, spacy.blank("xx").vocab)
     assert sentences(docs) == SENTENCES
-    assert all(SOFT_TARGETS_KEY not in doc.user_data for doc in docs)
+    assert all(SOFT_TARGETS_KEY not in doc.user_data and not doc.spans for doc in docs)
     expected = [[(w, "PER" if w in PERSONS else "LOC") for w in s.split() if w in PERSONS + PLACES]
                 for s in SENTENCES]
     assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == expected
@@ -281,3 +290,105 @@ def test_an_over_long_sentence_is_named_by_the_line_a_person_counts(teacher_dir,
     code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy")
     assert code == 1 and f"{tmp_path / place}: a sentence of 1001 tokens, more than 1000 tokens" in text
     assert not (tmp_path / "out.spacy").exists()
+
+
+# sentences unlike the teacher's training data, of which it is less certain
+NOVEL = ["Farid und Elena besuchten Hanoi .", "ich kenne Lima nicht .", "Oslo ist schön .",
+         "gestern sagte Quito nichts .", "Paris traf Anna in Lagos .", "Dmitri wohnt nicht in Lima ."]
+
+
+@pytest.fixture(scope="module")
+def novel_text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("novel") / "de.txt"
+    path.write_text("\n".join(SENTENCES + NOVEL) + "\n", encoding="utf8")
+    return path
+
+
+def sentence_confidences(nlp, confidences):
+    """Per sentence of SENTENCES + NOVEL, the lowest confidence of the teacher's entities
+    there (None without entities), from confidences(component, doc)."""
+    pipe = nlp.get_pipe(nlp.pipe_names[-1])
+    return [min(confidences(pipe, doc), default=None) for doc in nlp.pipe(SENTENCES + NOVEL)]
+
+
+def threshold_between(lowest):
+    """A threshold that keeps about half of the sentences with entities: halfway between
+    two of their lowest confidences."""
+    values = sorted({value for value in lowest if value is not None})
+    assert len(values) >= 2, lowest
+    return float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+
+
+@pytest.mark.parametrize("teacher,confidences", [
+    ("teacher_dir", token_confidences), ("mcl_teacher_dir", cell_confidences),
+], ids=["concner", "mcl_ner"])
+def test_min_confidence_drops_exactly_the_sentences_with_a_less_certain_entity(
+    request, novel_text_file, tmp_path, teacher, confidences
+):
+    teacher = request.getfixturevalue(teacher)
+    nlp = spacy.load(teacher)
+    lowest = sentence_confidences(nlp, confidences)
+    threshold = threshold_between(lowest)
+    code, all_text = run_annotate(teacher, novel_text_file, tmp_path / "all.spacy", "--chunk-size", 4)
+    assert code == 0, all_text
+    code, text = run_annotate(teacher, novel_text_file, tmp_path / "kept.spacy", "--chunk-size", 4,
+                              "--min-confidence", threshold)
+    assert code == 0, text
+    expected = [i for i, value in enumerate(lowest) if value is None or value >= threshold]
+    n_low = len(lowest) - len(expected)
+    assert 0 < n_low < len(lowest)
+    assert f"of {len(lowest)}: {len(expected)} kept, {n_low} dropped for an entity under {threshold:g}" in text
+    everything = read_output(tmp_path / "all.spacy", nlp.vocab)
+    kept = read_output(tmp_path / "kept.spacy", nlp.vocab)
+    assert [doc.to_bytes() for doc in kept] == [everything[i].to_bytes() for i in expected]  # Doc for Doc
+
+
+@pytest.fixture(scope="module")
+def mixed_text_file(tmp_path_factory):
+    """SENTENCES among 40 sentences without entities."""
+    path = tmp_path_factory.mktemp("mixed") / "de.txt"
+    empty = [f"der Bürgermeister sagte {n} Mal nichts ." for n in range(40)]
+    path.write_text("\n".join(SENTENCES + empty) + "\n", encoding="utf8")
+    return path
+
+
+def keep_empty_run(teacher, path, output, seed, *options):
+    code, text = run_annotate(teacher, path, output, "--keep-empty", 0.5, "--seed", seed, *options)
+    assert code == 0, text
+    return sentences(read_output(output, spacy.blank("xx").vocab)), text
+
+
+def test_the_entity_free_share_is_seeded_and_stable_across_chunkings_and_resumes(
+    entities_only, mixed_text_file, tmp_path, monkeypatch
+):
+    teacher = entities_only.parent / "teacher"
+    kept, text = keep_empty_run(teacher, mixed_text_file, tmp_path / "a.spacy", 4, "--chunk-size", 1000)
+    n_empty = 40 - (len(kept) - len(SENTENCES))
+    assert kept[: len(SENTENCES)] == SENTENCES and 8 <= len(kept) - len(SENTENCES) <= 32
+    assert f"of 50: {len(kept)} kept, {n_empty} entity-free dropped" in text
+    assert keep_empty_run(teacher, mixed_text_file, tmp_path / "b.spacy", 4, "--chunk-size", 7)[0] == kept
+    assert keep_empty_run(teacher, mixed_text_file, tmp_path / "c.spacy", 5)[0] != kept
+
+    output = tmp_path / "resumed.spacy"
+    calls = interrupt_at_third_chunk(monkeypatch)
+    code, _ = run_annotate(teacher, mixed_text_file, output, "--keep-empty", 0.5, "--seed", 4, "--chunk-size", 7)
+    assert code != 0 and calls == [7, 7, 7]
+    resumed, text = keep_empty_run(teacher, mixed_text_file, output, 4, "--chunk-size", 7)
+    assert resumed == kept and calls[3:] == [7] * 5 + [1]  # the 3rd to the 8th chunk of 50 sentences
+    assert "Resuming: 2 finished chunks" in text and f"{len(kept)} kept, {n_empty} entity-free dropped" in text
+
+
+def test_the_filter_options_are_part_of_the_run_fingerprint(entities_only, mixed_text_file, tmp_path, monkeypatch):
+    teacher, output = entities_only.parent / "teacher", tmp_path / "out.spacy"
+    interrupt_at_third_chunk(monkeypatch)
+    code, _ = run_annotate(teacher, mixed_text_file, output, "--keep-empty", 0.5, "--chunk-size", 7)
+    assert code != 0
+    _, text = keep_empty_run(teacher, mixed_text_file, output, 0, "--chunk-size", 7, "--keep-empty", 0.3)
+    assert "holds chunks of another run" in text and "Resuming" not in text
+
+
+def test_min_confidence_needs_a_teacher_that_scores_its_entities(entities_only, text_file, tmp_path):
+    teacher = entities_only.parent / "teacher"
+    code, text = run_annotate(teacher, text_file, tmp_path / "out.spacy", "--min-confidence", 0.9)
+    assert code == 1 and "'entity_ruler' component sets them without" in text and "leave --min-confidence out" in text
+    assert list(tmp_path.iterdir()) == []

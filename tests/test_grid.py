@@ -38,6 +38,10 @@ def test_one_word_entities_are_on_the_diagonal():
     assert (grid[numpy.triu_indices(4, 1)] == NONE).all()  # adjacent entities: no NNW between them
 
 
+def spans_of(found):
+    return [candidate.span for candidate in found]
+
+
 def one_hot(labels, n_labels=4, confidence=0.9):
     """Probabilities whose most likely label is `labels` for each cell."""
     labels = numpy.asarray(labels)
@@ -53,7 +57,7 @@ def one_hot(labels, n_labels=4, confidence=0.9):
 )
 def test_decoding_gold_grids_gives_their_entities(spans):
     grid = cell_labels(8, spans, TYPES)
-    assert decode([one_hot(grid)], 8, TYPES) == sorted(spans)
+    assert spans_of(decode([one_hot(grid)], 8, TYPES)) == sorted(spans)
 
 
 def test_broken_chain_and_thw_above_the_diagonal_give_nothing():
@@ -63,11 +67,11 @@ def test_broken_chain_and_thw_above_the_diagonal_give_nothing():
     assert decode([one_hot(grid)], 6, TYPES) == []
 
 
-def test_candidate_score_is_the_mean_probability_of_its_cells():
+def test_candidate_score_is_the_mean_probability_of_its_cells_and_its_confidence_the_lowest():
     grid = cell_labels(3, [(0, 3, "PER")], TYPES)
     probs = one_hot(grid)
     probs[0, 1] = [0.1, 0.6, 0.2, 0.1]
-    assert candidates(probs, TYPES) == [(pytest.approx((0.9 + 0.6 + 0.9) / 3), (0, 3, "PER"))]
+    assert candidates(probs, TYPES) == [(pytest.approx((0.9 + 0.6 + 0.9) / 3), (0, 3, "PER"), pytest.approx(0.6))]
 
 
 def test_overlaps_are_resolved_by_score():
@@ -79,10 +83,10 @@ def test_overlaps_are_resolved_by_score():
     probs = one_hot(grid)
     probs[1, 1] = one_hot(PER, confidence=0.99)
     # PER first; LOC 0..2 overlaps it, LOC 2..3 does not
-    assert decode([probs], 6, TYPES) == [(1, 2, "PER"), (2, 4, "LOC")]
+    assert spans_of(decode([probs], 6, TYPES)) == [(1, 2, "PER"), (2, 4, "LOC")]
     probs[1, 1] = one_hot(PER, confidence=0.5)
     # LOC 0..2 and LOC 2..3 tie at 0.9: the earlier wins, and both others overlap it
-    assert decode([probs], 6, TYPES) == [(0, 3, "LOC")]
+    assert spans_of(decode([probs], 6, TYPES)) == [(0, 3, "LOC")]
 
 
 def test_windows():
@@ -103,7 +107,13 @@ def test_an_entity_cut_by_one_window_is_whole_in_the_next():
     spans = [(60, 68, "LOC"), (2, 3, "PER"), (80, 83, "PER")]
     grid = cell_labels(n, spans, TYPES)
     window_probs = [one_hot(grid[start:end, start:end]) for start, end in windows(n)]
-    assert decode(window_probs, n, TYPES) == sorted(spans)
+    assert spans_of(decode(window_probs, n, TYPES)) == sorted(spans)
+    # the LOC entity is decoded from the second window (words 20..83): its confidence is
+    # that of its cells there, NNW (63, 64) at 0.7
+    (start, _), second = windows(n)[1], window_probs[1]
+    second[63 - start, 64 - start] = one_hot(NNW, confidence=0.7)
+    found = {c.span: c.confidence for c in decode(window_probs, n, TYPES)}
+    assert found == pytest.approx({(2, 3, "PER"): 0.9, (60, 68, "LOC"): 0.7, (80, 83, "PER"): 0.9})
 
 
 def test_distance_buckets():

@@ -387,10 +387,12 @@ def test_sentence_cross_entropy_of_a_zero_probability_is_finite():
 
 def test_sentence_cross_entropy_rejects_bad_labels():
     probs = [numpy.full((3, 4), 0.25)]
-    with pytest.raises(ValueError, match="one gold label per row"):
+    with pytest.raises(ValueError, match="one label per row"):
         SentenceCrossEntropy()(probs, [numpy.array([0, 1])])
     with pytest.raises(ValueError, match=r"-1 or in \[0, 3\]"):
         SentenceCrossEntropy()(probs, [numpy.array([0, 1, 4])])
+    with pytest.raises(ValueError, match="one label per row"):  # the same check for grid cells
+        RelationContrastiveLoss()([numpy.zeros((3, 4))], [numpy.array([0, 1])])
 
 
 def test_softmax_backprop_matches_autograd():

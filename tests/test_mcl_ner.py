@@ -10,7 +10,8 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_model_from_config
 
-from spacy_concner.grid import MAX_WORDS, MISSING, windows
+from spacy_concner.entity_pipe import entity_confidences
+from spacy_concner.grid import MAX_WORDS, MISSING, cell_labels, windows
 from spacy_concner.losses import RelationContrastiveLoss, sentence_contrast
 
 from test_pipeline import CONFIGS, concner_config, tiny_overrides, training_examples
@@ -145,3 +146,33 @@ def test_spacy_train_then_load_predicts_entities(tiny_bert_dir, paired_docbins, 
     docs = list(nlp.pipe(["Anna lives in Paris .", "the mayor of Quito met Elena ."]))
     assert sum(len(doc.ents) for doc in docs) > 0
     assert all(ent.label_ in ("LOC", "PER") for doc in docs for ent in doc.ents)
+
+
+def cell_confidences(pipe, doc):
+    """Each entity's lowest probability of the labels of the cells it is decoded from,
+    its THW cell and the NNW links between its words, read from the component's grid
+    (a sentence of at most MAX_WORDS words: one grid)."""
+    if not doc.ents:
+        return []
+    (grid,) = pipe.predict([doc])[0]
+    grid = pipe.model.ops.to_numpy(grid).reshape(len(doc), len(doc), -1)
+    nnw = pipe.tags.index("NNW")
+    return [
+        min([grid[ent.end - 1, ent.start, pipe.tags.index("THW-" + ent.label_)]]
+            + [grid[i, i + 1, nnw] for i in range(ent.start, ent.end - 1)])
+        for ent in doc.ents
+    ]
+
+
+def test_a_multi_word_entity_scores_its_least_likely_cell(nlp):
+    """set_annotations on a grid made by hand: "New York City" as LOC, its THW cell at
+    0.9, its NNW links at 0.8 and 0.7."""
+    pipe = nlp.get_pipe("mcl_ner")  # cell labels None, NNW, THW-LOC, THW-PER
+    doc = Doc(nlp.vocab, words=["in", "New", "York", "City"])
+    labels = cell_labels(4, [(1, 4, "LOC")], pipe.labels)
+    probs = numpy.full((4, 4, 4), 0.02)
+    numpy.put_along_axis(probs, labels[..., None], 0.94, axis=2)
+    probs[3, 1, 2], probs[1, 2, 1], probs[2, 3, 1] = 0.9, 0.8, 0.7
+    pipe.set_annotations([doc], [[probs.reshape(16, 4).astype("float32")]])
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(1, 4, "LOC")]
+    assert entity_confidences(doc) == [pytest.approx(0.7)]

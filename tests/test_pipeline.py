@@ -11,7 +11,7 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config, load_model_from_config, resolve_dot_names
 
 from spacy_concner.pairs import PAIR_KEY, pair_key
-from spacy_concner.entity_pipe import biluo_to_iob2, iob2_to_spans
+from spacy_concner.entity_pipe import biluo_to_iob2, entity_confidences, iob2_to_spans
 from spacy_concner.pipeline import SOFT_TARGETS_KEY
 
 from conftest import tiny_encoder
@@ -340,3 +340,21 @@ def test_tokens_of_one_piece_get_one_tag():
     assert one_tag_per_piece(["B-LOC", "B-LOC"], [-1, -1]) == ["B-LOC", "B-LOC"]  # no pieces: as predicted
     assert one_tag_per_piece(["O", "B-LOC"], [7, 7]) == ["O", "O"]
     assert one_tag_per_piece(["B-LOC"], None) == ["B-LOC"]
+
+
+def token_confidences(concner, doc):
+    """Each entity's lowest probability of its tokens' IOB2 tags, read from the
+    component's distributions and the Doc's token annotation."""
+    probs = concner.model.ops.to_numpy(concner.predict([doc])[0])
+    tags = [f"{token.ent_iob_}-{token.ent_type_}" if token.ent_type_ else "O" for token in doc]
+    return [min(probs[i, concner.tags.index(tags[i])] for i in range(ent.start, ent.end)) for ent in doc.ents]
+
+
+def test_a_multi_token_entity_scores_its_least_likely_tag(nlp):
+    """set_annotations on distributions made by hand: B-LOC 0.8, I-LOC 0.6."""
+    concner = nlp.get_pipe("concner")  # tags O, B-LOC, I-LOC, B-PER, I-PER
+    doc = Doc(nlp.vocab, words=["in", "New", "York", "."])
+    probs = numpy.array([[0.9, 0.1, 0, 0, 0], [0.1, 0.8, 0.1, 0, 0], [0.2, 0.1, 0.6, 0.1, 0], [0.7, 0, 0, 0.3, 0]])
+    concner.set_annotations([doc], [probs.astype("float32")])
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(1, 3, "LOC")]
+    assert entity_confidences(doc) == [pytest.approx(0.6)]

@@ -129,6 +129,16 @@ def test_a_shallower_student_gets_its_own_encoder_and_files(commands):
         assert changed[name] == commands[name], name
 
 
+def test_mcl_ner_self_trains_on_confident_sentences_and_concner_distils_all(commands):
+    """annotate-mcl applies mCL-NER's filter (delta 0.9, 20% of the entity-free
+    sentences, the workflow's seed); ConCNER's annotate keeps every sentence."""
+    mcl = shlex.split(commands["annotate-mcl"]["script"][0])
+    assert mcl[-6:] == ["--min-confidence", "0.9", "--keep-empty", "0.2", "--seed", "1"]
+    for name in ("annotate", "annotate-en", "annotate-eat", "annotate-sm", "annotate-dev"):
+        script = commands[name]["script"][0]
+        assert "--min-confidence" not in script and "--keep-empty" not in script, name
+
+
 def test_every_output_is_written_by_its_script(commands):
     for command in commands.values():
         script = " ".join(command["script"])

@@ -12,14 +12,12 @@ output keeps the source's pair key and pairs with it like a translation.
 The draws of a sentence are seeded by `seed` and its pair key alone, so a sentence is
 switched the same way whatever chunk or order it is translated in.
 """
-import hashlib
-import random
 from pathlib import Path
 from typing import Optional
 
 from spacy.tokens import Doc
 
-from ..pairs import PAIR_KEY
+from ..pairs import sentence_random
 from . import Translation, translators
 from .apertium import MODES_DIR
 from .apertium_lexicon import apertium_lexicon
@@ -43,14 +41,6 @@ class CodeSwitcher(LexiconTranslator):
         units, notes = self.rewrite(source, lambda: draws.random() < self.ratio, "switched")
         # English stays the matrix language: English spacing, also for Chinese targets
         return Translation(source, units_doc(self.vocab, units, detokenize, source), notes=notes)
-
-
-def sentence_random(seed: int, doc: Doc) -> random.Random:
-    """A generator seeded by the seed and the Doc's pair key (its text if it has none),
-    stable across processes (Python's hash() of a str is not)."""
-    key = doc.user_data.get(PAIR_KEY)
-    name = f"{seed}\0{doc.text if key is None else key}".encode("utf8")
-    return random.Random(int.from_bytes(hashlib.sha256(name).digest()[:8], "big"))
 
 
 @translators.register("codeswitch.v1")

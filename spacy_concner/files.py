@@ -145,7 +145,8 @@ class ChunkedJob:
         stamp = self.parts / FINGERPRINT
         if self.parts.exists():
             if stamp.is_file() and json.loads(stamp.read_text(encoding="utf8")) == self.fingerprint:
-                n_done = len(list(self.parts.glob("*" + self.done_suffix)))
+                # chunk files only: with done_suffix ".json", fingerprint.json matches too
+                n_done = len(list(self.parts.glob("[0-9]*" + self.done_suffix)))
                 if n_done:
                     msg.info(f"Resuming: {n_done} finished chunks in {self.parts}")
                 return

@@ -97,6 +97,15 @@ def test_chunked_job_resumes_its_own_chunks_and_discards_another_runs(tmp_path):
     assert not other.is_done(0) and [p.name for p in other.parts.iterdir()] == ["fingerprint.json"]
 
 
+def test_resuming_counts_chunks_not_the_fingerprint(tmp_path, capsys):
+    """Regression: with done_suffix ".json" the count included fingerprint.json."""
+    job = ChunkedJob(tmp_path / "out.spacy", {"input": "a"}, done_suffix=".json")
+    job.start()
+    write_atomic(job.path(0, ".json"), "{}")
+    ChunkedJob(tmp_path / "out.spacy", {"input": "a"}, done_suffix=".json").start()
+    assert "Resuming: 1 finished chunks" in capsys.readouterr().out
+
+
 def test_an_output_path_that_is_a_folder_or_below_a_file_is_refused_before_writing(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")

@@ -6,8 +6,9 @@ the windows shortest first, `rows` at a time, each group padded to its own longe
 batch of mixed lengths pads far less. Each window's output is what the model's own
 forward gives it (padding does not change it). This matters in training as much as in
 prediction: one long window (a list of hundreds of place names in a WikiANN sample)
-padded a whole training batch of 64 windows to its length, and the attention
-activations kept for the backward pass took gigabytes more. In training, the frozen
+padded a whole training batch of 64 windows to its length, and with it the attention
+activations kept for the backward pass, until the run was killed for lack of memory.
+In training, the frozen
 lower layers come from a LowerLayerCache (frozen_layers.py) and only the upper layers run.
 The model's weights, state dict and serialisation are unchanged.
 """

@@ -76,8 +76,9 @@ def run_dir(runs: Path, variables: Dict) -> Path:
     """The run folder of the vars' English sample, with the project's files linked in."""
     folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}"
     folder.mkdir(parents=True, exist_ok=True)
+    (ROOT / "assets").mkdir(exist_ok=True)  # a fresh clone has none; weasel can't mkdir a dangling link
     for name in PROJECT_FILES:
-        if not (folder / name).exists():
+        if not (folder / name).is_symlink() and not (folder / name).exists():
             (folder / name).symlink_to(ROOT / name)
     return folder
 

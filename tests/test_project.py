@@ -313,6 +313,19 @@ def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project,
     assert log.read_text().count("trained") == 1
 
 
+def test_benchmark_run_folder_on_a_fresh_clone_has_an_assets_folder(accuracy, tmp_path, monkeypatch):
+    """Regression: a clone without assets/ got a dangling assets link, on which weasel's
+    mkdir failed ("File exists"), and a second run_dir tried to link it again."""
+    root = tmp_path / "project"
+    (root / "configs").mkdir(parents=True)
+    (root / "project.yml").write_text(TOY_PROJECT)
+    monkeypatch.setattr(accuracy, "ROOT", root)
+    variables = {"source_name": "src", "n_source": 5, "seed": 2}
+    folder = accuracy.run_dir(tmp_path / "runs", variables)
+    assert (folder / "assets").is_dir() and (folder / "assets").resolve() == root / "assets"
+    assert accuracy.run_dir(tmp_path / "runs", variables) == folder
+
+
 def test_benchmark_failure_names_the_log(accuracy, toy_project):
     folder, variables = toy_project
     with pytest.raises(RuntimeError, match=r"run toy.*exit code 3.*logs/xx-toy.log"):

@@ -52,6 +52,8 @@ VARIANTS = {
         "components.concner.label_loss.temperature": "0.5",
         "components.concner.translation_loss.temperature": "0.5",
     },
+    # the encoder under CPU bfloat16 autocast (cost, benchmarks/step_time.py)
+    "bfloat16": {"components.transformer.model.bfloat16": "true"},
 }
 
 

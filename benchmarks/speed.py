@@ -8,8 +8,9 @@ Each pipeline (NAME=MODEL: a pipeline folder or an installed package) is measure
 thread count in a process of its own (OMP_NUM_THREADS, MKL_NUM_THREADS and
 torch.set_num_threads), on the first --sentences Docs of the test DocBin. NAME=MODEL:int8
 loads a transformer student with its encoder's Linear layers in int8, as a user does with
-spacy.load(MODEL, config={"components.transformer.model.quantize": True}): the fp32 and
-int8 rows of one trained pipeline need no quantised copy of its folder.
+spacy.load(MODEL, config={"components.transformer.model.quantize": True}), and
+NAME=MODEL:bf16 with its encoder under bfloat16 autocast (TransformerModel.v3 with
+bfloat16 = true): the rows of one trained pipeline need no copy of its folder.
 
 - pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
   that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
@@ -22,7 +23,7 @@ int8 rows of one trained pipeline need no quantised copy of its folder.
   directly on the same batches: its Hugging Face tokenizer on the windows the pipeline
   cuts from the Docs (one a sentence on WikiANN), then the module as the pipeline calls
   it (with TransformerModel.v2: rows shortest first, predict_rows at a time, each group
-  padded to its longest; in int8 when the pipeline quantises), in evaluation mode without
+  padded to its longest; in int8 or bfloat16 when the pipeline is), in evaluation mode without
   gradients; best of --repeats passes. The pipeline adds spaCy's side to it: aligning
   word pieces to tokens, pooling them, the softmax, setting the entities.
 
@@ -47,8 +48,12 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_KEY = ("pipeline", "threads", "batch_size")
-INT8 = ":int8"
-QUANTIZE = "components.transformer.model.quantize"
+# MODEL suffixes: the encoder settings they load a pipeline with
+PRECISIONS = {
+    ":int8": {"components.transformer.model.quantize": True},
+    ":bf16": {"components.transformer.model.@architectures": "spacy_concner.TransformerModel.v3",
+              "components.transformer.model.bfloat16": True},
+}
 
 
 def measure(name: str, model: str, threads: int, test: Path, sentences: int,
@@ -89,30 +94,39 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int,
     }
 
 
+def split_precision(model: str) -> Tuple[str, Dict]:
+    """MODEL without its :int8 or :bf16 suffix, and the config overrides of the suffix."""
+    for suffix, overrides in PRECISIONS.items():
+        if model.endswith(suffix):
+            return model[: -len(suffix)], overrides
+    return model, {}
+
+
 def load(model: str):
-    """The pipeline of MODEL, or of MODEL:int8 with its encoder quantised (QUANTIZE)."""
+    """The pipeline of MODEL, with the encoder settings of its suffix (PRECISIONS)."""
     from spacy_concner.loading import load_pipeline
 
-    if model.endswith(INT8):
-        return load_pipeline(model[: -len(INT8)], config={QUANTIZE: True})
-    return load_pipeline(model)
+    folder, overrides = split_precision(model)
+    return load_pipeline(folder, config=overrides)
 
 
-def check_int8(model: str) -> None:
-    """BadParameter for a MODEL:int8 whose config has no QUANTIZE to set (its transformer
-    is not spacy_concner.TransformerModel.v2, or it has none): spaCy would refuse the
+def check_precision(model: str) -> None:
+    """BadParameter for a MODEL:int8 or MODEL:bf16 whose transformer is not
+    spacy_concner.TransformerModel.v2 or v3 (or that has none): spaCy would refuse the
     override at load time, in the middle of the run."""
     from spacy.util import load_config
 
     from spacy_concner.loading import pipeline_folder
+    from spacy_concner.package import QUANTIZABLE
 
-    folder = pipeline_folder(model[: -len(INT8)])
+    folder = pipeline_folder(split_precision(model)[0])
     if folder is None:  # not a pipeline: loading it says so
         return
     encoder = load_config(folder / "config.cfg", interpolate=False)["components"].get("transformer", {}).get("model", {})
-    if "quantize" not in encoder:
-        raise typer.BadParameter(f"{model}: {INT8} needs a transformer student (spacy_concner.TransformerModel.v2), "
-                                 f"this pipeline's encoder is {encoder.get('@architectures') or 'none'}")
+    if encoder.get("@architectures") not in QUANTIZABLE:
+        raise typer.BadParameter(f"{model}: {model.rsplit(':', 1)[1]} needs a transformer student "
+                                 f"({' or '.join(QUANTIZABLE)}), this pipeline's encoder is "
+                                 f"{encoder.get('@architectures') or 'none'}")
 
 
 def transformer_model(nlp):
@@ -124,13 +138,16 @@ def transformer_model(nlp):
 
 
 def encoder_description(transformer) -> Dict:
-    """The encoder's depth and whether its Linear layers ran in int8."""
+    """The encoder's depth and whether it ran in int8 or bfloat16."""
+    from spacy_concner.encoder_forward import bfloat16_supported
     from spacy_concner.int8 import int8_copies
 
     if transformer is None:
-        return {"encoder_layers": None, "int8": None}
+        return {"encoder_layers": None, "int8": None, "bfloat16": None}
     module = transformer.transformer
-    return {"encoder_layers": module.config.num_hidden_layers, "int8": bool(int8_copies(module))}
+    bfloat16 = getattr(module, "_concner_bfloat16", False) and bfloat16_supported()
+    return {"encoder_layers": module.config.num_hidden_layers, "int8": bool(int8_copies(module)),
+            "bfloat16": bool(bfloat16)}
 
 
 def tokenizer_words_per_second(nlp, docs: List) -> float:
@@ -168,13 +185,13 @@ def run_child(name: str, model: str, threads: int, options: List[str]) -> Dict:
 
 
 def parse_pipelines(value: str) -> List[Tuple[str, str]]:
-    """The (NAME, MODEL) pairs of NAME=MODEL,...; MODEL may end in :int8."""
+    """The (NAME, MODEL) pairs of NAME=MODEL,...; MODEL may end in :int8 or :bf16."""
     pairs = [item.split("=", 1) for item in value.split(",") if item]
     if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
         raise typer.BadParameter("write NAME=MODEL,NAME=MODEL, e.g. student=training/de/concner-n1000-s1/model-best")
     for _, model in pairs:
-        if model.endswith(INT8):
-            check_int8(model)
+        if split_precision(model)[1]:
+            check_precision(model)
     return [(name, model) for name, model in pairs]
 
 
@@ -211,7 +228,7 @@ def markdown(records: List[Dict], teacher: str) -> str:
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"], r["batch_size"])):
-        encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {'int8' if r['int8'] else 'fp32'}"
+        encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {precision(r)}"
         share = f"{100 * r['f1'] / teacher_f1[r['threads']]:.1f}" if teacher_f1.get(r["threads"]) else "–"
         lines.append(" | ".join([
             f"| {r['pipeline']}", str(r["threads"]), str(r["batch_size"]), encoder, f"{r['words_per_second']:,.0f}",
@@ -222,13 +239,17 @@ def markdown(records: List[Dict], teacher: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def precision(record: Dict) -> str:
+    return "int8" if record["int8"] else "bf16" if record.get("bfloat16") else "fp32"  # no key: before bf16
+
+
 def _optional(value: Optional[float], fmt: str) -> str:
     return "–" if value is None else fmt.format(value)
 
 
 def main(
     pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages; "
-                                  "MODEL:int8 runs a transformer student's encoder in int8"),
+                                  "MODEL:int8 or MODEL:bf16 runs a transformer student's encoder in int8 or bfloat16"),
     test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
     sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
     threads: str = typer.Option("1,2", help="Thread counts, comma separated"),

@@ -1,10 +1,11 @@
-"""Seconds per training step of the ConCNER teacher: frozen layers K, torch threads and
-length-grouped batches.
+"""Seconds per training step of the ConCNER teacher: frozen layers K, torch threads,
+length-grouped batches and the encoder's precision.
 
-    python benchmarks/step_time.py --steps 8 --settings 0:1:8,6:1:8,6:2:8,6:1:1
+    python benchmarks/step_time.py --steps 8 --settings 0:1:8,6:1:8,6:2:8,6:1:1,4:1:8:bf16
 
-Each setting K:THREADS:SORT_WINDOW runs in its own process: configs/concner.cfg with
---components.transformer.model.frozen_layers K and the batcher's sort_window, on the
+Each setting K:THREADS:SORT_WINDOW[:PRECISION] runs in its own process: configs/concner.cfg
+with --components.transformer.model.frozen_layers K, the batcher's sort_window and,
+for PRECISION bf16, --components.transformer.model.bfloat16 true (fp32 by default), on the
 N = 1000 CoNLL English sample and its Spanish translation (`spacy project run sample`
 and `translate` with the benchmark's es vars make them). The same first --steps batches
 of a shuffled epoch are trained twice: the first pass fills the frozen-layer cache
@@ -31,7 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def measure(setting: str, steps: int, paths: Dict[str, str]) -> Dict:
     """Train `steps` batches twice under one setting; runs in a child process."""
-    frozen, threads, sort_window = (int(x) for x in setting.split(":"))
+    frozen, threads, sort_window, precision = parse_setting(setting)
     import torch
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config, registry, resolve_dot_names
@@ -40,6 +41,7 @@ def measure(setting: str, steps: int, paths: Dict[str, str]) -> Dict:
     overrides = {f"paths.{k}": v for k, v in paths.items()}
     overrides["components.transformer.model.frozen_layers"] = frozen
     overrides["training.batcher.sort_window"] = sort_window
+    overrides["components.transformer.model.bfloat16"] = precision == "bf16"
     config = load_config(ROOT / "configs" / "concner.cfg", overrides=overrides, interpolate=False)
     nlp = init_nlp(config)
     training = registry.resolve(config.interpolate()["training"])
@@ -62,12 +64,25 @@ def measure(setting: str, steps: int, paths: Dict[str, str]) -> Dict:
         "frozen_layers": frozen,
         "threads": threads,
         "sort_window": sort_window,
+        "precision": precision,
         "steps": len(batches),
         "docs_per_step": round(statistics.mean(len(b) for b in batches), 1),
         "cold_s_per_step": round(statistics.mean(passes[0]), 3),
         "warm_s_per_step": round(statistics.mean(passes[1]), 3),
         "padded_share": round(padded_share(tokenizer, batches), 3),
     }
+
+
+KEY = ("frozen_layers", "threads", "sort_window", "precision")
+
+
+def parse_setting(setting: str):
+    """K:THREADS:SORT_WINDOW[:PRECISION] -> (K, THREADS, SORT_WINDOW, fp32 or bf16)"""
+    frozen, threads, sort_window, *precision = setting.split(":")
+    precision = precision[0] if precision else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise typer.BadParameter(f"{setting}: the precision is fp32 or bf16")
+    return int(frozen), int(threads), int(sort_window), precision
 
 
 def padded_share(tokenizer, batches: List) -> float:
@@ -91,7 +106,7 @@ def markdown(records: List[Dict]) -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores.",
         "",
         "    python benchmarks/step_time.py --steps 8 --settings "
-        + ",".join(f"{r['frozen_layers']}:{r['threads']}:{r['sort_window']}" for r in records),
+        + ",".join(":".join(str(r[k]) for k in KEY) for r in records),
         "",
         "| " + " | ".join(columns) + " |",
         "|" + " ---: |" * len(columns),
@@ -102,15 +117,22 @@ def markdown(records: List[Dict]) -> str:
         lines += ["", "Warm step time relative to K = 0 (1 thread, same sort window):", ""]
         for r in records:
             same = next((b for b in records if b["frozen_layers"] == 0 and b["threads"] == r["threads"]
-                         and b["sort_window"] == r["sort_window"]), None)
+                         and b["sort_window"] == r["sort_window"] and b["precision"] == r["precision"]), None)
             if same and r is not same:
                 lines.append(f"- K = {r['frozen_layers']}, {r['threads']} thread(s), sort_window "
-                             f"{r['sort_window']}: {r['warm_s_per_step'] / same['warm_s_per_step']:.2f}")
+                             f"{r['sort_window']}, {r['precision']}: {r['warm_s_per_step'] / same['warm_s_per_step']:.2f}")
+    pairs = [(r, f) for r in records if r["precision"] == "bf16" for f in records
+             if f["precision"] == "fp32" and all(f[k] == r[k] for k in KEY[:3])]
+    if pairs:
+        lines += ["", "bf16 relative to fp32 (same K, threads and sort window), cold and warm:", ""]
+        lines += [f"- K = {r['frozen_layers']}, {r['threads']} thread(s), sort_window {r['sort_window']}: "
+                  f"{r['cold_s_per_step'] / f['cold_s_per_step']:.2f}, {r['warm_s_per_step'] / f['warm_s_per_step']:.2f}"
+                  for r, f in pairs]
     return "\n".join(lines) + "\n"
 
 
 def main(
-    settings: str = typer.Option("0:1:8,6:1:8", help="K:THREADS:SORT_WINDOW, comma separated"),
+    settings: str = typer.Option("0:1:8,6:1:8", help="K:THREADS:SORT_WINDOW[:fp32|bf16], comma separated"),
     steps: int = typer.Option(8, min=1, help="Batches per pass"),
     train: str = typer.Option("corpus/conll2003-en/train-n1000-s1.spacy"),
     translation: str = typer.Option("corpus/es/trans-n1000-s1.spacy"),
@@ -124,7 +146,11 @@ def main(
         return
     json_path = RESULTS / "step_time.json"
     records = json.loads(json_path.read_text()) if json_path.exists() else []
+    for record in records:  # records from before the precision setting: fp32
+        record.setdefault("precision", "fp32")
+    records = [{k: r[k] for k in (*KEY[:3], "precision", *[c for c in r if c not in KEY])} for r in records]
     for setting in settings.split(","):
+        parse_setting(setting)
         threads = setting.split(":")[1]
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         argv = [sys.executable, __file__, "--child", setting, "--steps", str(steps), "--train", train,
@@ -132,8 +158,7 @@ def main(
         output = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         result = json.loads(output.stdout.strip().splitlines()[-1])
         print(result, flush=True)
-        key = [result[k] for k in ("frozen_layers", "threads", "sort_window")]
-        records = [r for r in records if [r[k] for k in ("frozen_layers", "threads", "sort_window")] != key]
+        records = [r for r in records if [r[k] for k in KEY] != [result[k] for k in KEY]]
         records.append(result)
         json_path.write_text(json.dumps(records, indent=1) + "\n")
         (RESULTS / "step_time.md").write_text(markdown(records))

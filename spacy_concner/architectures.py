@@ -128,8 +128,8 @@ def heads_init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> None
         projection[0].initialize(X=X)
 
 
-@registry.architectures("spacy_concner.TransformerModel.v2")
-def create_transformer_model_v2(
+@registry.architectures("spacy_concner.TransformerModel.v3")
+def create_transformer_model_v3(
     name: str,
     get_spans: Callable,
     tokenizer_config: dict = {},
@@ -141,6 +141,7 @@ def create_transformer_model_v2(
     predict_rows: int = DEFAULT_ROWS,
     quantize: bool = False,
     join_cjk: bool = True,
+    bfloat16: bool = False,
 ) -> Model[List[Doc], "FullTransformerBatch"]:
     """spacy-transformers.TransformerModel.v3 loading `name` (a local folder or a hub
     name) at initialize, with an actionable error if it cannot be found, and with the
@@ -152,7 +153,11 @@ def create_transformer_model_v2(
     the first prediction on (int8.py; CPU only, for prediction: such a model cannot be
     trained). join_cjk = true (the default) gives the encoder Chinese and Japanese text
     without the spaces between CJK characters that a Doc of one token per character has
-    (cjk.py), in training and prediction alike; other text is unchanged."""
+    (cjk.py), in training and prediction alike; other text is unchanged. bfloat16 = true
+    runs the encoder on a CPU under torch's bfloat16 autocast, in training and prediction:
+    its matrix products in bfloat16, the weights, layer norms, softmax and the
+    optimizer in float32 (encoder_forward.py; on a GPU, mixed_precision is
+    spacy-transformers' float16 instead). With quantize = true, int8 replaces it."""
     from spacy_transformers.architectures import create_TransformerModel_v3
     from spacy_transformers.layers.transformer_model import forward as transformer_forward
 
@@ -170,9 +175,9 @@ def create_transformer_model_v2(
             quantize_linears(transformer)  # once per module object
         if is_train and attached_cache(transformer) is None:
             cache = LowerLayerCache(transformer, frozen_layers, cache_mb * 2**20)
-            attach(transformer, cache, predict_rows)
+            attach(transformer, cache, predict_rows, bfloat16)
         elif not is_attached(transformer):
-            attach(transformer, None, predict_rows)
+            attach(transformer, None, predict_rows, bfloat16 and not quantize)
         return transformer_forward(model, docs, is_train)
 
     load_checked = initialize_checked(name, model.init)
@@ -189,6 +194,27 @@ def create_transformer_model_v2(
 
     model.replace_callbacks(forward, init=initialize)
     return model
+
+
+@registry.architectures("spacy_concner.TransformerModel.v2")
+def create_transformer_model_v2(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    frozen_layers: int = 0,
+    cache_mb: int = DEFAULT_CACHE_MB,
+    predict_rows: int = DEFAULT_ROWS,
+    quantize: bool = False,
+    join_cjk: bool = True,
+) -> Model[List[Doc], "FullTransformerBatch"]:
+    """v3 in float32 (no bfloat16 option): the encoder of pipelines trained before v3."""
+    return create_transformer_model_v3(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config, frozen_layers, cache_mb, predict_rows, quantize, join_cjk,
+    )
 
 
 def quantized_training_error() -> Exception:

@@ -10,9 +10,15 @@ padded a whole training batch of 64 windows to its length, and with it the atten
 activations kept for the backward pass, until the run was killed for lack of memory.
 In training, the frozen
 lower layers come from a LowerLayerCache (frozen_layers.py) and only the upper layers run.
+With bfloat16 (TransformerModel.v3), a CPU runs all of it under torch's bfloat16
+autocast: on a CPU with bfloat16 instructions (AVX-512 BF16, AMX) the matrix products
+take less time (benchmarks/results/step_time.md), while the weights, their gradients,
+layer norms and softmax stay float32; the output is cast back to float32.
 The model's weights, state dict and serialisation are unchanged.
 """
+import contextlib
 import types
+import warnings
 from typing import Optional
 
 import torch
@@ -23,14 +29,17 @@ from .frozen_layers import LowerLayerCache, right_padded_lengths
 DEFAULT_ROWS = 16
 
 
-def attach(transformer: nn.Module, cache: Optional[LowerLayerCache], rows: int = DEFAULT_ROWS) -> None:
+def attach(
+    transformer: nn.Module, cache: Optional[LowerLayerCache], rows: int = DEFAULT_ROWS, bfloat16: bool = False
+) -> None:
     """Route `transformer`'s forward through encoder_forward, with the frozen layers'
-    cache (which it freezes) or None."""
+    cache (which it freezes) or None, in bfloat16 on a CPU or not."""
     if cache is not None:
         cache.freeze()
     transformer.forward = types.MethodType(encoder_forward, transformer)
     transformer._concner_cache = cache
     transformer._concner_rows = rows
+    transformer._concner_bfloat16 = bfloat16
 
 
 def is_attached(transformer: nn.Module) -> bool:
@@ -55,12 +64,31 @@ def encoder_forward(
     lengths = right_padded_lengths(attention_mask)
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     hidden = input_ids.new_zeros((*input_ids.shape, transformer.config.hidden_size), dtype=torch.float32)
-    for start in range(0, len(order), transformer._concner_rows):
-        rows = order[start : start + transformer._concner_rows]
-        longest = max(lengths[i] for i in rows)
-        types_ = token_type_ids[rows, :longest] if token_type_ids is not None else None
-        hidden[rows, :longest] = _encode(transformer, input_ids[rows, :longest], attention_mask[rows, :longest], types_)
+    with cpu_bfloat16(transformer._concner_bfloat16 and input_ids.device.type == "cpu"):
+        for start in range(0, len(order), transformer._concner_rows):
+            rows = order[start : start + transformer._concner_rows]
+            longest = max(lengths[i] for i in rows)
+            types_ = token_type_ids[rows, :longest] if token_type_ids is not None else None
+            # the assignment casts a bfloat16 result to float32 (autograd included)
+            hidden[rows, :longest] = _encode(
+                transformer, input_ids[rows, :longest], attention_mask[rows, :longest], types_
+            )
     return BaseModelOutput(last_hidden_state=hidden)
+
+
+def cpu_bfloat16(enabled: bool):
+    """torch's CPU autocast to bfloat16, or nothing. Where oneDNN has no bfloat16 kernels
+    for this CPU, float32 with a warning: emulated bfloat16 would only be slower."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if not bfloat16_supported():
+        warnings.warn("bfloat16 = true, but this CPU has no bfloat16 support in oneDNN: the encoder runs in float32")
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def bfloat16_supported() -> bool:
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _encode(transformer: nn.Module, input_ids, attention_mask, token_type_ids) -> torch.Tensor:

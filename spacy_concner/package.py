@@ -62,7 +62,7 @@ DATA = {
         "inherits these terms: research use only.",
     ),
 }
-QUANTIZABLE = "spacy_concner.TransformerModel.v2"
+QUANTIZABLE = ("spacy_concner.TransformerModel.v2", "spacy_concner.TransformerModel.v3")
 INT8_NOTE = (
     "The encoder's Linear layers run in int8 (torch dynamic quantisation, applied at the "
     "pipeline's first prediction; `components.transformer.model.quantize = true`): faster "
@@ -180,10 +180,10 @@ def quantized_config(config: str, path: Path) -> str:
 
     parsed = Config().from_str(config, interpolate=False)
     encoder = parsed.get("components", {}).get("transformer", {}).get("model", {})
-    if encoder.get("@architectures") != QUANTIZABLE:
+    if encoder.get("@architectures") not in QUANTIZABLE:
         found = encoder.get("@architectures") or "no transformer"
         raise PackageError(
-            f"{path}: --quantize needs a transformer whose model is {QUANTIZABLE} (the "
+            f"{path}: --quantize needs a transformer whose model is {' or '.join(QUANTIZABLE)} (the "
             f"transformer student); this pipeline has {found}: package it without --quantize"
         )
     encoder["quantize"] = True

@@ -132,6 +132,18 @@ def tagger_on_transformer(architecture: str, **settings):
     return spacy.util.load_model_from_config(config, auto_fill=True)
 
 
+def tagged_examples(nlp, texts):
+    """Examples for the tagger_on_transformer pipeline: punctuation X, other tokens W."""
+    from spacy.training import Example
+
+    examples = []
+    for text in texts:
+        doc = nlp.make_doc(text)
+        tags = ["X" if token.is_punct else "W" for token in doc]
+        examples.append(Example.from_dict(doc, {"tags": tags}))
+    return examples
+
+
 def tiny_encoder(tiny_bert_dir) -> dict:
     """Config overrides that put the tiny BERT into configs/*.cfg (1 of its 2 layers frozen)."""
     return {"paths.encoder": str(tiny_bert_dir), "components.transformer.model.frozen_layers": 1}

@@ -6,13 +6,12 @@ import pytest
 import spacy
 import torch
 from confection import ConfigValidationError
-from spacy.training import Example
 from transformers import AutoModel, AutoTokenizer
 
 from spacy_concner.encoder_forward import attach, attached_cache
 from spacy_concner.frozen_layers import LowerLayerCache
 
-from conftest import tagger_on_transformer
+from conftest import tagged_examples, tagger_on_transformer
 
 SENTENCES = ["anna lives in paris .", "boris flew to lagos yesterday .", "oslo ."]
 
@@ -20,15 +19,6 @@ def make_nlp(name, frozen: int, cache_mb: float = 64):
     return tagger_on_transformer(
         "spacy_concner.TransformerModel.v2", name=str(name), frozen_layers=frozen, cache_mb=cache_mb
     )
-
-
-def tagged_examples(nlp):
-    examples = []
-    for text in SENTENCES:
-        doc = nlp.make_doc(text)
-        tags = ["X" if token.is_punct else "W" for token in doc]
-        examples.append(Example.from_dict(doc, {"tags": tags}))
-    return examples
 
 
 def batch(tiny_bert_dir, texts):
@@ -79,7 +69,7 @@ def test_the_cache_keeps_to_its_bound(tiny_bert_dir):
 @pytest.mark.parametrize("frozen", [0, 1])
 def test_frozen_parameters_get_no_gradient_and_no_optimizer_state(tiny_bert_dir, frozen):
     nlp = make_nlp(tiny_bert_dir, frozen)
-    examples = tagged_examples(nlp)
+    examples = tagged_examples(nlp, SENTENCES)
     optimizer = nlp.initialize(lambda: examples)
     transformer = nlp.get_pipe("transformer").model.transformer
     before = {name: p.detach().clone() for name, p in transformer.named_parameters()}
@@ -102,7 +92,7 @@ def test_frozen_parameters_get_no_gradient_and_no_optimizer_state(tiny_bert_dir,
 
 def test_a_pipeline_trained_with_the_cache_saves_and_loads(tiny_bert_dir, tmp_path):
     nlp = make_nlp(tiny_bert_dir, 1)
-    examples = tagged_examples(nlp)
+    examples = tagged_examples(nlp, SENTENCES)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(5):
         nlp.update(examples, sgd=optimizer)
@@ -124,7 +114,7 @@ def test_prediction_in_length_buckets_equals_one_doc_at_a_time(tiny_bert_dir, tm
     encode = encoder_forward._encode
     monkeypatch.setattr(encoder_forward, "_encode", lambda t, ids, *args: shapes.append(tuple(ids.shape)) or encode(t, ids, *args))
     nlp = make_nlp(tiny_bert_dir, 1)
-    nlp.initialize(lambda: tagged_examples(nlp))
+    nlp.initialize(lambda: tagged_examples(nlp, SENTENCES))
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline", config={"components": {"transformer": {"model": {"predict_rows": 2}}}})
     texts = [" ".join(["anna"] * n) + " ." for n in (7, 1, 12, 3, 5)]
@@ -173,4 +163,4 @@ def test_frozen_layers_out_of_range_fail_at_initialize(tiny_bert_dir):
     fewer layers than frozen_layers)."""
     nlp = make_nlp(tiny_bert_dir, 2)  # the tiny BERT has 2 layers: one must train
     with pytest.raises(ConfigValidationError, match=r"frozen_layers must be in \[0, 1\]"):
-        nlp.initialize(lambda: tagged_examples(nlp))
+        nlp.initialize(lambda: tagged_examples(nlp, SENTENCES))

@@ -105,8 +105,22 @@ def test_a_model_ending_in_int8_is_loaded_with_its_encoder_in_int8(teacher_dir, 
     words = [token.text for token in next(iter(read_docbin(paired_docbins["translation"], int8.vocab)))]
     for nlp in (int8, fp32):
         nlp(Doc(nlp.vocab, words=words))  # the encoder is quantised at its first prediction
-    assert speed.encoder_description(speed.transformer_model(int8)) == {"encoder_layers": 2, "int8": True}
-    assert speed.encoder_description(speed.transformer_model(fp32)) == {"encoder_layers": 2, "int8": False}
+    assert speed.encoder_description(speed.transformer_model(int8)) == {"encoder_layers": 2, "int8": True, "bfloat16": False}
+    assert speed.encoder_description(speed.transformer_model(fp32)) == {"encoder_layers": 2, "int8": False, "bfloat16": False}
     cnn = cnn_dir(paired_docbins["translation"], tmp_path)
-    with pytest.raises(typer.BadParameter, match="needs a transformer student"):
-        speed.parse_pipelines(f"cnn={cnn}:int8")
+    for suffix in (":int8", ":bf16"):
+        with pytest.raises(typer.BadParameter, match=f"{suffix[1:]} needs a transformer student"):
+            speed.parse_pipelines(f"cnn={cnn}{suffix}")
+
+
+def test_a_model_ending_in_bf16_runs_its_encoder_in_bfloat16(teacher_dir, paired_docbins):
+    """MODEL:bf16 loads a trained transformer with bfloat16 = true (TransformerModel.v3)."""
+    from spacy_concner.encoder_forward import bfloat16_supported
+
+    speed = speed_module()
+    bf16 = speed.load(f"{teacher_dir}:bf16")
+    words = [token.text for token in next(iter(read_docbin(paired_docbins["translation"], bf16.vocab)))]
+    bf16(Doc(bf16.vocab, words=words))
+    expected = {"encoder_layers": 2, "int8": False, "bfloat16": bfloat16_supported()}
+    assert speed.encoder_description(speed.transformer_model(bf16)) == expected
+    assert speed.precision(expected) == ("bf16" if bfloat16_supported() else "fp32")

@@ -115,12 +115,13 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
     """The record of a finished system workflow; its training curves copied to results."""
     curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}"
     curves.mkdir(parents=True, exist_ok=True)
-    minutes, dev_f1, late_gain = 0.0, None, None
+    minutes, dev_f1, late_gain, precisions = 0.0, None, None, []
     for command in commands:
         curve = next((folder / out / "curve.jsonl" for out in command.get("outputs", [])
                       if (folder / out / "curve.jsonl").is_file()), None)
         if curve is not None:
             shutil.copyfile(curve, curves / f"{command['name']}.jsonl")
+            precisions.append(encoder_precision(curve.parent))
             points = [json.loads(line) for line in curve.read_text().splitlines()]
             minutes += points[-1]["seconds"] / 60
             dev_f1 = max(point["score"] for point in points)  # of the system's last model
@@ -139,7 +140,18 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
         "english_dev_f1": dev_f1,
         "dev_gain_last_quarter": late_gain,
         "train_minutes": round(minutes, 1),
+        # of the system's trainings, in order: fp32, or bf16 (TransformerModel.v3 bfloat16)
+        "encoder_precision": "+".join(dict.fromkeys(precisions)) or None,
     }
+
+
+def encoder_precision(training: Path) -> str:
+    """bf16 if the training output's model ran its encoder under bfloat16, else fp32."""
+    from spacy.util import load_config
+
+    config = load_config(training / "model-best" / "config.cfg", interpolate=False)
+    encoder = config["components"].get("transformer", {}).get("model", {})
+    return "bf16" if encoder.get("bfloat16") else "fp32"
 
 
 def late_dev_gain(scores: List[float]) -> float:
@@ -201,7 +213,7 @@ def markdown_report(records: List[Dict]) -> str:
     for system, by_lang in TARGETS["paper"].items():
         lines.append(f"| paper: {system} | " + " | ".join(str(by_lang.get(lang, "")) for lang, _ in columns) + " |")
     keys = ["system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
-            "english_dev_f1", "dev_gain_last_quarter", "train_minutes"]
+            "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]
     rising = [r for r in records if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN]
     lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
               f"training run is at most {CONVERGED_GAIN} above the best before it "
@@ -209,6 +221,8 @@ def markdown_report(records: List[Dict]) -> str:
               + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
     for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (ALL_SYSTEMS + [r["system"]]).index(r["system"]))):
+        # records from before the bfloat16 option: every training was fp32
+        r = {"encoder_precision": "fp32", **r}
         cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r.get(k)) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -277,6 +277,10 @@ if sys.argv[1] == "train":
     out.mkdir(parents=True, exist_ok=True)
     points = [{"score": 40.0, "seconds": 30}, {"score": 61.5, "seconds": 90}]
     (out / "curve.jsonl").write_text("\\n".join(json.dumps(p) for p in points))
+    (out / "model-best").mkdir(exist_ok=True)
+    (out / "model-best" / "config.cfg").write_text(
+        "[components]\\n[components.transformer]\\n[components.transformer.model]\\nbfloat16 = true\\n"
+    )
     print("trained with", sys.argv[3:])
     sys.exit(int(sys.argv[2]))
 out = pathlib.Path(sys.argv[2])
@@ -308,6 +312,7 @@ def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project,
     record = accuracy.collect(folder, commands, variables, "toy", tmp_path / "results")
     assert record["f1"] == 58.33 and record["f1_per_type"] == {"PER": 60.0}
     assert record["english_dev_f1"] == 61.5 and record["train_minutes"] == 1.5
+    assert record["encoder_precision"] == "bf16"
     assert (tmp_path / "results" / "curves" / "xx-n5-s2" / "train.jsonl").is_file()
     accuracy.run_workflow(folder, variables, "toy", threads=1)  # weasel: nothing to do
     assert log.read_text().count("trained") == 1
@@ -341,6 +346,7 @@ def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
     assert "| concner | 71.00 ± 1.41 |" in report
     assert "| en | 65.50 |" in report
     assert "| concner - en (same seeds) | +4.50 |" in report  # seed 1 only: en has no seed 2
+    assert report.count(" | fp32 |") == 3  # records from before the bfloat16 option
     assert "| paper: concner | 73.43 |" in report
     assert "es (N=1000, seeds 1,2)" in report
 

@@ -40,7 +40,9 @@ TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
 RECORD_KEY = ("system", "lang", "n_source", "seed")
 ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"] + TARGETS["eat_systems"]  # in table order
 CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
-PROJECT_FILES = ("project.yml", "configs", "assets")  # linked into every run folder
+# copied into a new run folder, so that a resumed run keeps the recipe it started with
+FROZEN_FILES = ("project.yml", "configs")
+SHARED_FOLDER = "assets"  # linked: one encoder for all runs
 
 
 def data_ext(data_dir: Path, names: Sequence[str]) -> str:
@@ -73,14 +75,31 @@ def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
 
 
 def run_dir(runs: Path, variables: Dict) -> Path:
-    """The run folder of the vars' English sample, with the project's files linked in."""
+    """The run folder of the vars' English sample: a copy of project.yml and configs/ as
+    they were when it was made (later runs in it use that copy), assets/ linked."""
     folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}"
     folder.mkdir(parents=True, exist_ok=True)
-    (ROOT / "assets").mkdir(exist_ok=True)  # a fresh clone has none; weasel can't mkdir a dangling link
-    for name in PROJECT_FILES:
-        if not (folder / name).is_symlink() and not (folder / name).exists():
-            (folder / name).symlink_to(ROOT / name)
+    for name in FROZEN_FILES:
+        if not (folder / name).exists():
+            copy_atomic(ROOT / name, folder / name)
+    (ROOT / SHARED_FOLDER).mkdir(exist_ok=True)  # a fresh clone has none; weasel can't mkdir a dangling link
+    if not (folder / SHARED_FOLDER).is_symlink() and not (folder / SHARED_FOLDER).exists():
+        (folder / SHARED_FOLDER).symlink_to(ROOT / SHARED_FOLDER)
     return folder
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file or folder to `target` through `target.partial`: an interrupted copy
+    is made again."""
+    partial = target.with_name(target.name + ".partial")
+    if partial.is_dir():
+        shutil.rmtree(partial)
+    partial.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, partial)
+    else:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def workflow_commands(folder: Path, variables: Dict, system: str) -> List[Dict]:

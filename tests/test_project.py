@@ -293,9 +293,8 @@ out.write_text(json.dumps([scores]))
 @pytest.fixture
 def toy_project(accuracy, tmp_path, monkeypatch):
     root = tmp_path / "project"
-    for name in accuracy.PROJECT_FILES:
+    for name in ("configs", "assets"):
         (root / name).mkdir(parents=True)
-    (root / "project.yml").rmdir()
     (root / "project.yml").write_text(TOY_PROJECT)
     (root / "configs" / "toy.py").write_text(TOY_SCRIPT)
     monkeypatch.setattr(accuracy, "ROOT", root)
@@ -329,6 +328,22 @@ def test_benchmark_run_folder_on_a_fresh_clone_has_an_assets_folder(accuracy, tm
     folder = accuracy.run_dir(tmp_path / "runs", variables)
     assert (folder / "assets").is_dir() and (folder / "assets").resolve() == root / "assets"
     assert accuracy.run_dir(tmp_path / "runs", variables) == folder
+
+
+def test_a_run_folder_keeps_the_recipe_it_was_made_with(accuracy, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "a.cfg").write_text("lr = 1")
+    (root / "project.yml").write_text(TOY_PROJECT)
+    monkeypatch.setattr(accuracy, "ROOT", root)
+    variables = {"source_name": "src", "n_source": 5, "seed": 2}
+    folder = accuracy.run_dir(tmp_path / "runs", variables)
+    (root / "configs" / "a.cfg").write_text("lr = 2")  # the repository's recipe changes
+    (root / "project.yml").write_text("title: changed")
+    assert accuracy.run_dir(tmp_path / "runs", variables) == folder
+    assert (folder / "configs" / "a.cfg").read_text() == "lr = 1"
+    assert (folder / "project.yml").read_text() == TOY_PROJECT
+    assert not (folder / "configs").is_symlink() and not any(folder.glob("*.partial"))
 
 
 def test_benchmark_failure_names_the_log(accuracy, toy_project):

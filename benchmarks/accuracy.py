@@ -34,6 +34,7 @@ import typer
 
 from spacy_concner.evaluate import plot_f1
 from spacy_concner.files import write_atomic
+from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
@@ -162,15 +163,6 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
         # of the system's trainings, in order: fp32, or bf16 (TransformerModel.v3 bfloat16)
         "encoder_precision": "+".join(dict.fromkeys(precisions)) or None,
     }
-
-
-def encoder_precision(training: Path) -> str:
-    """bf16 if the training output's model ran its encoder under bfloat16, else fp32."""
-    from spacy.util import load_config
-
-    config = load_config(training / "model-best" / "config.cfg", interpolate=False)
-    encoder = config["components"].get("transformer", {}).get("model", {})
-    return "bf16" if encoder.get("bfloat16") else "fp32"
 
 
 def late_dev_gain(scores: List[float]) -> float:

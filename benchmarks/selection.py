@@ -28,6 +28,7 @@ import typer
 
 from spacy_concner.files import write_atomic
 from spacy_concner.tables import markdown_table
+from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,8 +53,10 @@ VARIANTS = {
         "components.concner.label_loss.temperature": "0.5",
         "components.concner.translation_loss.temperature": "0.5",
     },
-    # the encoder under CPU bfloat16 autocast (cost, benchmarks/step_time.py)
+    # the encoder's precision on a CPU: bfloat16 autocast (the configs' default since it
+    # was measured here) or float32 (the default before)
     "bfloat16": {"components.transformer.model.bfloat16": "true"},
+    "float32": {"components.transformer.model.bfloat16": "false"},
 }
 
 
@@ -98,7 +101,7 @@ def train_command(spec: str, name: str, source: str, lang: str, seed: int) -> Li
     return command
 
 
-def record(spec: str, name: str, curve_path: Path) -> Dict:
+def record(spec: str, name: str, curve_path: Path, training: Path) -> Dict:
     system, k, lr, epochs, variant = parse(spec)
     curve = [json.loads(line) for line in curve_path.read_text().splitlines()]
     best = max(curve, key=lambda point: point["score"])
@@ -114,6 +117,7 @@ def record(spec: str, name: str, curve_path: Path) -> Dict:
         "last_dev_f1": curve[-1]["score"],
         "minutes": round(curve[-1]["seconds"] / 60, 1),
         "dev_f1_by_epoch": [point["score"] for point in curve],
+        "encoder_precision": encoder_precision(training),
     }
 
 
@@ -129,7 +133,7 @@ def run(spec: str, source: str, lang: str, seed: int, json_path: Path) -> None:
     with open(log, "w") as output:
         subprocess.run(train_command(spec, name, source, lang, seed), cwd=ROOT, env=env,
                        stdout=output, stderr=subprocess.STDOUT, check=True)
-    result = record(spec, name, RESULTS / "curves" / "selection" / f"{name}.jsonl")
+    result = record(spec, name, RESULTS / "curves" / "selection" / f"{name}.jsonl", ROOT / "training" / "selection" / name)
     with LOCK:
         records = read_records(json_path) + [result]
         write_atomic(json_path, json.dumps(records, indent=1) + "\n")
@@ -143,8 +147,10 @@ def read_records(path: Path) -> List[Dict]:
 
 
 def markdown(records: List[Dict]) -> str:
-    columns = ["name", "variant", "frozen_layers", "learn_rate", "epochs", "best_dev_f1",
-               "best_epoch", "last_dev_f1", "minutes"]
+    columns = ["name", "variant", "encoder_precision", "frozen_layers", "learn_rate", "epochs",
+               "best_dev_f1", "best_epoch", "last_dev_f1", "minutes"]
+    # records from before the bfloat16 option name no precision: fp32 but for that variant
+    records = [{"encoder_precision": "bf16" if r["variant"] == "bfloat16" else "fp32", **r} for r in records]
     order = sorted(records, key=lambda r: (r["variant"] != "default", r["epochs"], r["frozen_layers"], r["learn_rate"]))
     intro = (
         "# Recipe selection on English dev (F1, 0-100)\n\n"
@@ -156,11 +162,13 @@ def markdown(records: List[Dict]) -> str:
         "first-piece token vectors); zero-softmax = TokenClassifier.v1; mean-pooling = "
         "mean of a token's pieces; projection-128 = TokenClassifier.v3, LCL and TCL on a "
         "128-wide projection head; ce-1 = the cross-entropy weight alpha 1.0 instead of 0.5; "
-        "temperature-0.5 = LCL's and TCL's temperature 0.5 instead of 0.1. Names: "
+        "temperature-0.5 = LCL's and TCL's temperature 0.5 instead of 0.1; bfloat16 and "
+        "float32 = the encoder's precision on the CPU (encoder_precision: the configs' "
+        "default was fp32 until the bfloat16 rows were measured, bf16 since). Names: "
         "SYSTEM-DATA-sSEED-kK-lrLR-eEPOCHS-VARIANT, where DATA of a teacher run ends in its "
         "translation's language. Dev curves: curves/selection/.\n\n"
     )
-    return intro + markdown_table(columns, ([r[c] for c in columns] for r in order), align="l" + "r" * 8)
+    return intro + markdown_table(columns, ([r[c] for c in columns] for r in order), align="ll" + "r" * 8)
 
 
 def main(

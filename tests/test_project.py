@@ -3,6 +3,7 @@ benchmarks/accuracy.py agrees with it."""
 import importlib.util
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def commands(project):
 
 @pytest.fixture(scope="module")
 def accuracy():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling modules
     spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

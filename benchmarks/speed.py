@@ -8,9 +8,10 @@ Each pipeline (NAME=MODEL: a pipeline folder or an installed package) is measure
 thread count in a process of its own (OMP_NUM_THREADS, MKL_NUM_THREADS and
 torch.set_num_threads), on the first --sentences Docs of the test DocBin. NAME=MODEL:int8
 loads a transformer student with its encoder's Linear layers in int8, as a user does with
-spacy.load(MODEL, config={"components.transformer.model.quantize": True}), and
+spacy.load(MODEL, config={"components.transformer.model.quantize": True}),
 NAME=MODEL:bf16 with its encoder under bfloat16 autocast (TransformerModel.v3 with
-bfloat16 = true): the rows of one trained pipeline need no copy of its folder.
+bfloat16 = true) and NAME=MODEL:fp32 without: the rows of one trained pipeline need no
+copy of its folder.
 
 - pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
   that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
@@ -53,6 +54,8 @@ PRECISIONS = {
     ":int8": {"components.transformer.model.quantize": True},
     ":bf16": {"components.transformer.model.@architectures": "spacy_concner.TransformerModel.v3",
               "components.transformer.model.bfloat16": True},
+    ":fp32": {"components.transformer.model.@architectures": "spacy_concner.TransformerModel.v3",
+              "components.transformer.model.bfloat16": False},
 }
 
 
@@ -95,7 +98,7 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int,
 
 
 def split_precision(model: str) -> Tuple[str, Dict]:
-    """MODEL without its :int8 or :bf16 suffix, and the config overrides of the suffix."""
+    """MODEL without its :int8, :bf16 or :fp32 suffix, and the config overrides of the suffix."""
     for suffix, overrides in PRECISIONS.items():
         if model.endswith(suffix):
             return model[: -len(suffix)], overrides
@@ -111,7 +114,7 @@ def load(model: str):
 
 
 def check_precision(model: str) -> None:
-    """BadParameter for a MODEL:int8 or MODEL:bf16 whose transformer is not
+    """BadParameter for a MODEL:int8, :bf16 or :fp32 whose transformer is not
     spacy_concner.TransformerModel.v2 or v3 (or that has none): spaCy would refuse the
     override at load time, in the middle of the run."""
     from spacy.util import load_config
@@ -185,7 +188,7 @@ def run_child(name: str, model: str, threads: int, options: List[str]) -> Dict:
 
 
 def parse_pipelines(value: str) -> List[Tuple[str, str]]:
-    """The (NAME, MODEL) pairs of NAME=MODEL,...; MODEL may end in :int8 or :bf16."""
+    """The (NAME, MODEL) pairs of NAME=MODEL,...; MODEL may end in :int8, :bf16 or :fp32."""
     pairs = [item.split("=", 1) for item in value.split(",") if item]
     if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
         raise typer.BadParameter("write NAME=MODEL,NAME=MODEL, e.g. student=training/de/concner-n1000-s1/model-best")
@@ -249,7 +252,7 @@ def _optional(value: Optional[float], fmt: str) -> str:
 
 def main(
     pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages; "
-                                  "MODEL:int8 or MODEL:bf16 runs a transformer student's encoder in int8 or bfloat16"),
+                                  "MODEL:int8, :bf16 or :fp32 runs a transformer student's encoder in int8, bfloat16 or float32"),
     test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
     sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
     threads: str = typer.Option("1,2", help="Thread counts, comma separated"),

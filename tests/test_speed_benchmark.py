@@ -112,13 +112,14 @@ def test_a_model_ending_in_int8_is_loaded_with_its_encoder_in_int8(teacher_dir, 
     assert speed.encoder_description(speed.transformer_model(own)) == {
         "encoder_layers": 2, "int8": False, "bfloat16": bfloat16_supported()}
     cnn = cnn_dir(paired_docbins["translation"], tmp_path)
-    for suffix in (":int8", ":bf16"):
+    for suffix in (":int8", ":bf16", ":fp32"):
         with pytest.raises(typer.BadParameter, match=f"{suffix[1:]} needs a transformer student"):
             speed.parse_pipelines(f"cnn={cnn}{suffix}")
 
 
-def test_a_model_ending_in_bf16_runs_its_encoder_in_bfloat16(teacher_dir, paired_docbins):
-    """MODEL:bf16 loads a trained transformer with bfloat16 = true (TransformerModel.v3)."""
+def test_a_model_ending_in_bf16_or_fp32_runs_its_encoder_so(teacher_dir, paired_docbins):
+    """MODEL:bf16 and MODEL:fp32 load a trained transformer with bfloat16 = true or false
+    (TransformerModel.v3)."""
     from spacy_concner.encoder_forward import bfloat16_supported
 
     speed = speed_module()
@@ -128,3 +129,6 @@ def test_a_model_ending_in_bf16_runs_its_encoder_in_bfloat16(teacher_dir, paired
     expected = {"encoder_layers": 2, "int8": False, "bfloat16": bfloat16_supported()}
     assert speed.encoder_description(speed.transformer_model(bf16)) == expected
     assert speed.precision(expected) == ("bf16" if bfloat16_supported() else "fp32")
+    fp32 = speed.load(f"{teacher_dir}:fp32")  # its config says bfloat16 = true
+    fp32(Doc(fp32.vocab, words=words))
+    assert speed.encoder_description(speed.transformer_model(fp32)) == {"encoder_layers": 2, "int8": False, "bfloat16": False}

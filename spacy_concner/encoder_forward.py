@@ -11,9 +11,9 @@ activations kept for the backward pass, until the run was killed for lack of mem
 In training, the frozen
 lower layers come from a LowerLayerCache (frozen_layers.py) and only the upper layers run.
 With bfloat16 (TransformerModel.v3), a CPU runs all of it under torch's bfloat16
-autocast: on a CPU with bfloat16 instructions (AVX-512 BF16, AMX) the matrix products
-take less time (benchmarks/results/step_time.md), while the weights, their gradients,
-layer norms and softmax stay float32; the output is cast back to float32.
+autocast: on a CPU with bfloat16 instructions (AVX-512 BF16, AMX) a training step takes
+less than half the time (benchmarks/results/step_time.md), while the weights, their
+gradients, layer norms and softmax stay float32; the output is cast back to float32.
 The model's weights, state dict and serialisation are unchanged.
 """
 import contextlib

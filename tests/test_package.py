@@ -80,16 +80,20 @@ def test_package_folder_carries_meta_and_model_card(wheel, tiny_bert_dir):
     assert "from . import concner_plugin" in (package_dir / "xx_concner_test" / "__init__.py").read_text()
 
 
-def test_a_quantised_package_says_so_in_its_config_and_card(int8_wheel, wheel):
+def test_a_package_says_how_its_encoder_runs_in_its_config_and_card(int8_wheel, wheel):
     package_dir = int8_wheel.parents[1]
     data = package_dir / "xx_concner_test_int8" / "xx_concner_test_int8-0.0.1"
     assert load_config(data / "config.cfg")["components"]["transformer"]["model"]["quantize"] is True
     assert "encoder's Linear layers run in int8" in (package_dir / "README.md").read_text()
+    assert "bfloat16" not in (package_dir / "README.md").read_text()  # int8 replaces it
     assert "in int8" in json.loads((package_dir / "meta.json").read_text())["description"]
     check_intact(data, "the package")
-    fp32_data = wheel.parents[1] / "xx_concner_test" / "xx_concner_test-0.0.1"
-    assert "quantize = false" in (fp32_data / "config.cfg").read_text()
+    plain_data = wheel.parents[1] / "xx_concner_test" / "xx_concner_test-0.0.1"
+    assert "quantize = false" in (plain_data / "config.cfg").read_text()
     assert "int8" not in (wheel.parents[1] / "README.md").read_text()
+    # configs/student.cfg trains and predicts with bfloat16 = true: the card says so
+    assert "bfloat16 = true" in (plain_data / "config.cfg").read_text()
+    assert "runs under torch's bfloat16 autocast" in (wheel.parents[1] / "README.md").read_text()
 
 
 def test_only_a_transformer_student_is_quantised(tmp_path):

@@ -54,6 +54,21 @@ def run_step(folder: Path, command: str, options: List[str], log: Path) -> float
     return time.perf_counter() - start
 
 
+def evaluation(folder: Path, name: str) -> Dict:
+    """Entity-level P/R/F1 written by the workflow's last evaluate command (its metrics
+    JSON), with the file's path; {} if it has none."""
+    from weasel.util import load_project_config
+
+    config = load_project_config(folder)
+    commands = {command["name"]: command for command in config["commands"]}
+    evaluated = [commands[c] for c in config["workflows"][name] if c.startswith("evaluate")]
+    if not evaluated:
+        return {}
+    path = evaluated[-1]["outputs"][0]
+    (scores,) = json.loads((folder / path).read_text())
+    return {"metrics": path, **{k: round(scores[k], 2) for k in ("precision", "recall", "f1")}}
+
+
 def markdown(record: Dict) -> str:
     lines = [
         f"# Minutes of `spacy project run {record['workflow']}` on a fresh clone",
@@ -69,6 +84,9 @@ def markdown(record: Dict) -> str:
         *(f"| {step['command']} | {step['minutes']:.1f} |" for step in record["steps"]),
         f"| **total** | **{record['total_minutes']:.1f}** |",
     ]
+    if record.get("f1") is not None:
+        lines += ["", f"The model it evaluates ({record['metrics']}): F1 {record['f1']:.2f} "
+                      f"(P {record['precision']:.2f}, R {record['recall']:.2f}) on the target test set."]
     return "\n".join(lines) + "\n"
 
 
@@ -99,6 +117,7 @@ def main(
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "steps": steps,
         "total_minutes": round(sum(step["minutes"] for step in steps), 1),
+        **evaluation(folder, name),
     }
     (RESULTS / "workflow_time.json").write_text(json.dumps(record, indent=1) + "\n")
     (RESULTS / "workflow_time.md").write_text(markdown(record))

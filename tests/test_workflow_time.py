@@ -47,3 +47,19 @@ def test_the_table_lists_every_step_and_the_total(workflow_time):
     table = workflow_time.markdown(record)
     assert "| sample | 0.2 |" in table and "| train-teacher | 12.0 |" in table
     assert "| **total** | **12.2** |" in table
+
+
+def test_the_workflows_last_evaluation_is_read(workflow_time, tmp_path):
+    (tmp_path / "project.yml").write_text(
+        "commands:\n"
+        "  - name: train\n    script:\n      - echo\n"
+        "  - name: evaluate\n    script:\n      - echo\n    outputs:\n      - metrics/m.json\n"
+        "workflows:\n  all:\n    - train\n    - evaluate\n  bare:\n    - train\n"
+    )
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "m.json").write_text('[{"precision": 60.0, "recall": 70.0, "f1": 64.616}]')
+    assert workflow_time.evaluation(tmp_path, "all") == {"metrics": "metrics/m.json", "precision": 60.0, "recall": 70.0, "f1": 64.62}
+    assert workflow_time.evaluation(tmp_path, "bare") == {}
+    record = {"workflow": "all", "cores": 2, "machine": "m", "command": "c", "steps": [], "total_minutes": 1.0,
+              **workflow_time.evaluation(tmp_path, "all")}
+    assert "(metrics/m.json): F1 64.62 (P 60.00, R 70.00)" in workflow_time.markdown(record)

@@ -204,8 +204,9 @@ def merged(records: List[Dict], new: List[Dict]) -> List[Dict]:
     return [r for r in records if tuple(r[k] for k in RECORD_KEY) not in keys] + new
 
 
-def markdown(records: List[Dict], teacher: str) -> str:
-    teacher_f1 = {r["threads"]: r["f1"] for r in records if r["pipeline"] == teacher}
+def markdown(records: List[Dict]) -> str:
+    # each record's teacher is the one named in its run (records without: "teacher")
+    f1 = {(r["pipeline"], r["threads"]): r["f1"] for r in records}
     commands = list(dict.fromkeys(r["command"] for r in records))
     lines = [
         "# Prediction speed on a CPU",
@@ -215,8 +216,9 @@ def markdown(records: List[Dict], teacher: str) -> str:
         "it), and of the pipeline's "
         "bare encoder on the same batches (its Hugging Face tokenizer and module, called as "
         "the pipeline calls it); `pipeline / encoder` is the ratio of their times. F1, P, R: "
-        f"seqeval entity-level micro scores of the pipeline on those sentences; `% of {teacher}`: "
-        f"its F1 as a share of the pipeline named {teacher}'s. Best of the repeated passes. "
+        "seqeval entity-level micro scores of the pipeline on those sentences; `% of teacher`: "
+        "its F1 as a share of the F1 of its run's teacher (`teacher`, the pipeline its run "
+        "named with --teacher). Best of the repeated passes. "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores. See "
         "benchmarks/speed.py for what is timed.",
         "",
@@ -227,16 +229,18 @@ def markdown(records: List[Dict], teacher: str) -> str:
         *(f"    {command}" for command in commands),
         "",
         "| pipeline | threads | batch | encoder | words/s | encoder words/s | pipeline / encoder | F1 "
-        f"| % of {teacher} | P | R | tokenizer words/s | sentences | words | load avg |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| teacher | % of teacher | P | R | tokenizer words/s | sentences | words | load avg |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"], r["batch_size"])):
         encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {precision(r)}"
-        share = f"{100 * r['f1'] / teacher_f1[r['threads']]:.1f}" if teacher_f1.get(r["threads"]) else "–"
+        teacher = r.get("teacher", "teacher")
+        teacher_f1 = f1.get((teacher, r["threads"]))
+        share = f"{100 * r['f1'] / teacher_f1:.1f}" if teacher_f1 else "–"
         lines.append(" | ".join([
             f"| {r['pipeline']}", str(r["threads"]), str(r["batch_size"]), encoder, f"{r['words_per_second']:,.0f}",
             _optional(r["encoder_words_per_second"], "{:,.0f}"), _optional(r["pipeline_to_encoder"], "{:.2f}"),
-            f"{r['f1']:.2f}", share, f"{r['precision']:.2f}", f"{r['recall']:.2f}",
+            f"{r['f1']:.2f}", teacher, share, f"{r['precision']:.2f}", f"{r['recall']:.2f}",
             f"{r['tokenizer_words_per_second']:,.0f}", str(r["n_sents"]), str(r["n_words"]), f"{r['load_avg_1min']} |",
         ]))
     return "\n".join(lines) + "\n"
@@ -281,7 +285,8 @@ def main(
     for count in counts:
         for name, model in measured:
             try:
-                record = {**run_child(name, model, count, options), "command": command, "date": date}
+                record = {**run_child(name, model, count, options), "teacher": teacher, "command": command,
+                          "date": date}
             except RuntimeError as error:
                 typer.echo(str(error), err=True)
                 raise typer.Exit(1)
@@ -290,7 +295,7 @@ def main(
             records = merged(records, [record])
             results.mkdir(parents=True, exist_ok=True)
             write_atomic(json_path, json.dumps(records, indent=1) + "\n")
-            write_atomic(results / "speed.md", markdown(records, teacher))
+            write_atomic(results / "speed.md", markdown(records))
 
 
 if __name__ == "__main__":

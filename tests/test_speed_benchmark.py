@@ -60,8 +60,25 @@ def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tm
     assert (cnn["encoder_layers"], cnn["int8"], cnn["encoder_words_per_second"]) == (None, None, None)
     report = (results / "speed.md").read_text()
     assert "python benchmarks/speed.py --pipelines student=" in report
-    assert "| student | 1 | 8 | 2 layers, int8 |" in report and "| 100.0 |" in report
+    assert "| student | 1 | 8 | 2 layers, int8 |" in report and "| student | 100.0 |" in report
     assert "| cnn | 1 | 8 | none |" in report
+    assert records["cnn"]["teacher"] == "student"
+
+
+def test_each_row_is_compared_with_the_teacher_of_its_run():
+    """Regression: the share of the teacher's F1 used the teacher named in the last run
+    for every row, so older rows were compared with another run's teacher."""
+    speed = speed_module()
+    base = dict(threads=1, batch_size=8, encoder_layers=2, int8=False, words_per_second=1.0,
+                encoder_words_per_second=1.0, pipeline_to_encoder=1.0, precision=0.0, recall=0.0,
+                tokenizer_words_per_second=1.0, n_sents=1, n_words=1, load_avg_1min=0.0, command="c")
+    records = [dict(base, pipeline="teacher", f1=80.0),  # an older run, before the teacher field
+               dict(base, pipeline="student", f1=72.0),
+               dict(base, pipeline="teacher_bf16", f1=60.0, teacher="teacher_bf16"),
+               dict(base, pipeline="student_bf16", f1=57.0, teacher="teacher_bf16")]
+    report = speed.markdown(records)
+    assert "| 72.00 | teacher | 90.0 |" in report
+    assert "| 57.00 | teacher_bf16 | 95.0 |" in report
 
 
 def test_the_batch_size_is_the_pipelines_own_unless_given(teacher_dir, paired_docbins):

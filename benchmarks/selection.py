@@ -57,6 +57,12 @@ VARIANTS = {
     # was measured here) or float32 (the default before)
     "bfloat16": {"components.transformer.model.bfloat16": "true"},
     "float32": {"components.transformer.model.bfloat16": "false"},
+    # a lever measured again in bf16, against the bfloat16 rows
+    "bfloat16-temperature-0.5": {
+        "components.transformer.model.bfloat16": "true",
+        "components.concner.label_loss.temperature": "0.5",
+        "components.concner.translation_loss.temperature": "0.5",
+    },
 }
 
 
@@ -164,7 +170,8 @@ def markdown(records: List[Dict]) -> str:
         "128-wide projection head; ce-1 = the cross-entropy weight alpha 1.0 instead of 0.5; "
         "temperature-0.5 = LCL's and TCL's temperature 0.5 instead of 0.1; bfloat16 and "
         "float32 = the encoder's precision on the CPU (encoder_precision: the configs' "
-        "default was fp32 until the bfloat16 rows were measured, bf16 since). Names: "
+        "default was fp32 until the bfloat16 rows were measured, bf16 since); "
+        "bfloat16-temperature-0.5 = both. Names: "
         "SYSTEM-DATA-sSEED-kK-lrLR-eEPOCHS-VARIANT, where DATA of a teacher run ends in its "
         "translation's language. Dev curves: curves/selection/.\n\n"
     )

@@ -33,7 +33,7 @@ import srsly
 import typer
 
 from spacy_concner.evaluate import plot_f1
-from spacy_concner.files import write_atomic
+from spacy_concner.files import atomic_folder, atomic_path, write_atomic
 from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,17 +90,13 @@ def run_dir(runs: Path, variables: Dict) -> Path:
 
 
 def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a file or folder to `target` through `target.partial`: an interrupted copy
-    is made again."""
-    partial = target.with_name(target.name + ".partial")
-    if partial.is_dir():
-        shutil.rmtree(partial)
-    partial.unlink(missing_ok=True)
+    """Copy a file or folder to `target`, never leaving a partial copy there."""
     if source.is_dir():
-        shutil.copytree(source, partial)
+        with atomic_folder(target) as staging:
+            shutil.copytree(source, staging, dirs_exist_ok=True)
     else:
-        shutil.copyfile(source, partial)
-    os.replace(partial, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def workflow_commands(folder: Path, variables: Dict, system: str) -> List[Dict]:

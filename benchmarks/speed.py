@@ -120,15 +120,15 @@ def check_precision(model: str) -> None:
     from spacy.util import load_config
 
     from spacy_concner.loading import pipeline_folder
-    from spacy_concner.package import QUANTIZABLE
+    from spacy_concner.package import CONCNER_ENCODERS, encoder_section
 
     folder = pipeline_folder(split_precision(model)[0])
     if folder is None:  # not a pipeline: loading it says so
         return
-    encoder = load_config(folder / "config.cfg", interpolate=False)["components"].get("transformer", {}).get("model", {})
-    if encoder.get("@architectures") not in QUANTIZABLE:
+    encoder = encoder_section(load_config(folder / "config.cfg", interpolate=False))
+    if encoder.get("@architectures") not in CONCNER_ENCODERS:
         raise typer.BadParameter(f"{model}: {model.rsplit(':', 1)[1]} needs a transformer student "
-                                 f"({' or '.join(QUANTIZABLE)}), this pipeline's encoder is "
+                                 f"({' or '.join(CONCNER_ENCODERS)}), this pipeline's encoder is "
                                  f"{encoder.get('@architectures') or 'none'}")
 
 
@@ -142,15 +142,14 @@ def transformer_model(nlp):
 
 def encoder_description(transformer) -> Dict:
     """The encoder's depth and whether it ran in int8 or bfloat16."""
-    from spacy_concner.encoder_forward import bfloat16_supported
+    from spacy_concner.encoder_forward import runs_bfloat16
     from spacy_concner.int8 import int8_copies
 
     if transformer is None:
         return {"encoder_layers": None, "int8": None, "bfloat16": None}
     module = transformer.transformer
-    bfloat16 = getattr(module, "_concner_bfloat16", False) and bfloat16_supported()
     return {"encoder_layers": module.config.num_hidden_layers, "int8": bool(int8_copies(module)),
-            "bfloat16": bool(bfloat16)}
+            "bfloat16": runs_bfloat16(module)}
 
 
 def tokenizer_words_per_second(nlp, docs: List) -> float:

@@ -146,12 +146,8 @@ def main(
         return
     json_path = RESULTS / "step_time.json"
     records = json.loads(json_path.read_text()) if json_path.exists() else []
-    for record in records:  # records from before the precision setting: fp32
-        record.setdefault("precision", "fp32")
-    records = [{k: r[k] for k in (*KEY[:3], "precision", *[c for c in r if c not in KEY])} for r in records]
     for setting in settings.split(","):
-        parse_setting(setting)
-        threads = setting.split(":")[1]
+        threads = str(parse_setting(setting)[1])
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         argv = [sys.executable, __file__, "--child", setting, "--steps", str(steps), "--train", train,
                 "--translation", translation, "--dev", dev, "--encoder", encoder]

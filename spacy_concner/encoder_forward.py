@@ -17,6 +17,7 @@ gradients, layer norms and softmax stay float32; the output is cast back to floa
 The model's weights, state dict and serialisation are unchanged.
 """
 import contextlib
+import functools
 import types
 import warnings
 from typing import Optional
@@ -40,6 +41,11 @@ def attach(
     transformer._concner_cache = cache
     transformer._concner_rows = rows
     transformer._concner_bfloat16 = bfloat16
+
+
+def runs_bfloat16(transformer: nn.Module) -> bool:
+    """Whether the attached forward runs under bfloat16 autocast on this CPU."""
+    return getattr(transformer, "_concner_bfloat16", False) and bfloat16_supported()
 
 
 def is_attached(transformer: nn.Module) -> bool:
@@ -87,6 +93,7 @@ def cpu_bfloat16(enabled: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
+@functools.lru_cache(maxsize=None)  # asked at every forward; the CPU does not change
 def bfloat16_supported() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 

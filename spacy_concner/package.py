@@ -62,7 +62,8 @@ DATA = {
         "inherits these terms: research use only.",
     ),
 }
-QUANTIZABLE = ("spacy_concner.TransformerModel.v2", "spacy_concner.TransformerModel.v3")
+# the plugin's encoders with the quantize switch (v3: and bfloat16)
+CONCNER_ENCODERS = ("spacy_concner.TransformerModel.v2", "spacy_concner.TransformerModel.v3")
 INT8_NOTE = (
     "The encoder's Linear layers run in int8 (torch dynamic quantisation, applied at the "
     "pipeline's first prediction; `components.transformer.model.quantize = true`): faster "
@@ -102,12 +103,18 @@ def distillation_term(config: str) -> str:
     return DISTILLATION.get(name, f"the distillation loss {name}")
 
 
+def encoder_section(config: Dict) -> Dict:
+    """The [components.transformer.model] section of a parsed pipeline config ({} without
+    a transformer)."""
+    return config.get("components", {}).get("transformer", {}).get("model", {})
+
+
 def runs_bfloat16(config: str) -> bool:
     """Whether a pipeline config's encoder runs under bfloat16 autocast on a CPU (int8
     replaces it)."""
     from thinc.api import Config
 
-    model = Config().from_str(config, interpolate=False).get("components", {}).get("transformer", {}).get("model", {})
+    model = encoder_section(Config().from_str(config, interpolate=False))
     return bool(model.get("bfloat16")) and not model.get("quantize")
 
 
@@ -117,7 +124,7 @@ def encoder_layers(config: str) -> Optional[int]:
     workflow packages where it trained, so it is)."""
     from thinc.api import Config
 
-    model = Config().from_str(config).get("components", {}).get("transformer", {}).get("model", {})
+    model = encoder_section(Config().from_str(config))
     hf_config = Path(str(model.get("name"))) / "config.json"
     if not hf_config.is_file():
         return None
@@ -192,15 +199,15 @@ def write_package_checksums(package_dir: Path) -> None:
 
 def quantized_config(config: str, path: Path) -> str:
     """The pipeline config `config` (read from `path`) with its encoder's Linear layers
-    set to run in int8; PackageError unless its transformer's model is QUANTIZABLE."""
+    set to run in int8; PackageError unless its transformer's model is one of CONCNER_ENCODERS."""
     from thinc.api import Config
 
     parsed = Config().from_str(config, interpolate=False)
-    encoder = parsed.get("components", {}).get("transformer", {}).get("model", {})
-    if encoder.get("@architectures") not in QUANTIZABLE:
+    encoder = encoder_section(parsed)
+    if encoder.get("@architectures") not in CONCNER_ENCODERS:
         found = encoder.get("@architectures") or "no transformer"
         raise PackageError(
-            f"{path}: --quantize needs a transformer whose model is {' or '.join(QUANTIZABLE)} (the "
+            f"{path}: --quantize needs a transformer whose model is {' or '.join(CONCNER_ENCODERS)} (the "
             f"transformer student); this pipeline has {found}: package it without --quantize"
         )
     encoder["quantize"] = True

@@ -6,17 +6,21 @@ ablations, side by side with the same encoder, samples and seeds, on the target 
 A thin driver over project.yml: each system is the project workflow of its name, run with
 `spacy project run SYSTEM RUN_DIR --vars...` and the vars of benchmarks/targets.yml.
 Weasel's lock file decides what is up to date. Every source dataset, N and seed has its
-own run folder (runs/SOURCE-nN-sSEED: the project's files linked, its outputs and lock
-file its own), so that the target languages of one English sample share its En model,
+own run folder (runs/SOURCE-nN-sSEED-rRECIPE: project.yml and configs/ copied, its
+outputs and lock file its own), so that the target languages of one English sample share its En model,
 and runs of other samples can go on at the same time in another process. Resumable: a
 system whose record exists is skipped; a run that stopped resumes from the workflow's
 last finished command.
 
+The recipe (benchmarks/targets.yml) numbers the protocol the records were made with:
+every record and run folder carries it, the tables show the current recipe's records
+and the earlier recipes' below them, so a change of recipe runs everything again.
+
 Writes to --results (default benchmarks/results):
-  accuracy.json   one record per system, language, N and seed (F1 etc. 0-100)
+  accuracy.json   one record per recipe, system, language, N and seed (F1 etc. 0-100)
   accuracy.md     F1 per system and language (mean ± std over seeds), the paper's, records
-  accuracy.png    bar chart of F1 per language and system
-  curves/LANG-nN-sSEED/COMMAND.jsonl   the English dev curve of every training command
+  accuracy.png    bar chart of F1 per language and system (the current recipe)
+  curves/LANG-nN-sSEED-rRECIPE/COMMAND.jsonl   the English dev curve of every training command
 """
 import fcntl
 import json
@@ -38,7 +42,8 @@ from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
-RECORD_KEY = ("system", "lang", "n_source", "seed")
+RECORD_KEY = ("recipe", "system", "lang", "n_source", "seed")
+RECIPE = TARGETS["recipe"]  # the current one: its records make the tables
 ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"] + TARGETS["eat_systems"]  # in table order
 CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
 # copied into a new run folder, so that a resumed run keeps the recipe it started with
@@ -78,7 +83,7 @@ def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
 def run_dir(runs: Path, variables: Dict) -> Path:
     """The run folder of the vars' English sample: a copy of project.yml and configs/ as
     they were when it was made (later runs in it use that copy), assets/ linked."""
-    folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}"
+    folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}-r{RECIPE}"
     folder.mkdir(parents=True, exist_ok=True)
     for name in FROZEN_FILES:
         if not (folder / name).exists():
@@ -129,7 +134,7 @@ def run_workflow(folder: Path, variables: Dict, system: str, threads: int) -> Pa
 
 def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, results: Path) -> Dict:
     """The record of a finished system workflow; its training curves copied to results."""
-    curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}"
+    curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}-r{RECIPE}"
     curves.mkdir(parents=True, exist_ok=True)
     minutes, dev_f1, late_gain, precisions = 0.0, None, None, []
     for command in commands:
@@ -144,6 +149,7 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
             late_gain = late_dev_gain([point["score"] for point in points])
     (scores,) = json.loads((folder / commands[-1]["outputs"][0]).read_text())
     return {
+        "recipe": RECIPE,
         "system": system,
         "lang": variables["lang"],
         "dataset": variables["dataset"],
@@ -187,7 +193,11 @@ def _mean_std(values: List[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def markdown_report(records: List[Dict]) -> str:
+def f1_table(records: List[Dict], paper: bool = True) -> List[str]:
+    """Mean ± std F1 per system (rows) and language (columns), ConCNER's gain over En on
+    the seeds that have both, and the paper's rows."""
+    if not records:
+        return ["No records yet."]
     columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
     systems = sorted({r["system"] for r in records}, key=lambda s: (ALL_SYSTEMS + [s]).index(s))
 
@@ -197,39 +207,48 @@ def markdown_report(records: List[Dict]) -> str:
     def seeds(column):
         return sorted({r["seed"] for r in records if (r["lang"], r["n_source"]) == column})
 
-    head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
-    lines = [
-        "# Accuracy: seqeval entity-level micro F1 on the target test sets",
-        "",
-        "Mean ± std over seeds (one English sample per seed). Written by "
-        "benchmarks/accuracy.py; the paper's rows are ConCNER's Table 3 (mBERT, N = 1000).",
-        "",
-        "| system | " + " | ".join(head) + " |",
-        "| --- |" + " ---: |" * len(head),
-    ]
-    for system in systems:
-        cells = [_mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
-        lines.append(f"| {system} | " + " | ".join(cells) + " |")
     def gain(column):  # over the seeds that have both systems: samples differ by several F1
         by_seed = {s: {r["system"]: r["f1"] for r in records if (r["lang"], r["n_source"], r["seed"]) == (*column, s)}
                    for s in seeds(column)}
         diffs = [f1["concner"] - f1["en"] for f1 in by_seed.values() if "concner" in f1 and "en" in f1]
         return f"{statistics.mean(diffs):+.2f}" if diffs else ""
 
+    head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
+    lines = ["| system | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
+    for system in systems:
+        cells = [_mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("| concner - en (same seeds) | " + " | ".join(gain(c) for c in columns) + " |")
-    for system, by_lang in TARGETS["paper"].items():
+    for system, by_lang in (TARGETS["paper"].items() if paper else ()):
         lines.append(f"| paper: {system} | " + " | ".join(str(by_lang.get(lang, "")) for lang, _ in columns) + " |")
-    keys = ["system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
-            "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]
-    rising = [r for r in records if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN]
+    return lines
+
+
+def markdown_report(records: List[Dict]) -> str:
+    """The current recipe's table, the earlier recipes' tables under it, every record."""
+    current = [r for r in records if r["recipe"] == RECIPE]
+    lines = [
+        "# Accuracy: seqeval entity-level micro F1 on the target test sets",
+        "",
+        "Mean ± std over seeds (one English sample per seed). Written by "
+        "benchmarks/accuracy.py; the paper's rows are ConCNER's Table 3 (mBERT, N = 1000).",
+        "",
+        f"Recipe {RECIPE}: {TARGETS['recipes'][RECIPE]}",
+        "",
+        *f1_table(current),
+    ]
+    rising = [r for r in current if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN]
     lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
               f"training run is at most {CONVERGED_GAIN} above the best before it "
               f"(dev_gain_last_quarter); runs still rising: "
               + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
+    for recipe in sorted({r["recipe"] for r in records} - {RECIPE}, reverse=True):
+        lines += ["", f"## Recipe {recipe} (earlier)", "", TARGETS["recipes"][recipe], "",
+                  *f1_table([r for r in records if r["recipe"] == recipe], paper=False)]
+    keys = ["recipe", "system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
+            "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    for r in sorted(records, key=lambda r: (r["lang"], r["seed"], (ALL_SYSTEMS + [r["system"]]).index(r["system"]))):
-        # records from before the bfloat16 option: every training was fp32
-        r = {"encoder_precision": "fp32", **r}
+    for r in sorted(records, key=lambda r: (-r["recipe"], r["lang"], r["seed"], (ALL_SYSTEMS + [r["system"]]).index(r["system"]))):
         cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r.get(k)) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -251,14 +270,16 @@ class Results:
             records = [r for r in read_json(self.json_path) if {k: r[k] for k in RECORD_KEY} != same] + [record]
             write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
             write_atomic(self.folder / "accuracy.md", markdown_report(records))
-            plot_f1(sorted(records, key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
+            current = [r for r in records if r["recipe"] == RECIPE]
+            plot_f1(sorted(current, key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
 
 
 def recollect_records(table: "Results", runs: Path, data_dir: Path) -> None:
-    """Rebuild every record of `table` from the files of its finished run (after a change
-    to what a record holds); a record's workflow must be up to date in its run folder."""
-    for old in read_json(table.json_path):
+    """Rebuild every record of the current recipe in `table` from the files of its finished
+    run (after a change to what a record holds); its workflow must be up to date in its
+    run folder."""
+    for old in [r for r in read_json(table.json_path) if r["recipe"] == RECIPE]:
         variables = project_vars(old["lang"], old["n_source"], old["seed"], data_dir)
         folder = run_dir(runs, variables)
         table.add(collect(folder, workflow_commands(folder, variables, old["system"]), variables, old["system"], table.folder))

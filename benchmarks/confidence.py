@@ -1,7 +1,7 @@
 """How confident concner pipelines are: the mean and median, over the tokens of the
 first --n-docs Docs of a DocBin, of the largest label probability.
 
-    python benchmarks/confidence.py corpus/de/unlabelled-2000.spacy \
+    python benchmarks/confidence.py corpus/de/unlabelled-2000-s1.spacy \
         training/wikiann-en/en-n1000-s1/model-best training/de/concner_teacher-n1000-s1/model-best
 """
 from pathlib import Path

@@ -109,7 +109,7 @@ def test_the_default_student_has_six_layers_and_the_benchmarks_the_teachers(comm
     changed = {command["name"]: command for command in benchmark["commands"]}
     overrides = train_overrides(shlex.split(changed["train-student"]["script"][0]))
     assert overrides["paths.encoder"] == "assets/encoders/e5-small"
-    assert overrides["components.transformer.model.frozen_layers"] == 4
+    assert overrides["components.transformer.model.frozen_layers"] == benchmark["vars"]["frozen_layers"]
     assert changed["evaluate"]["outputs"] == ["metrics/de-n1000-s1/concner.json"]
 
 
@@ -139,6 +139,19 @@ def test_mcl_ner_self_trains_on_confident_sentences_and_concner_distils_all(comm
     for name in ("annotate", "annotate-en", "annotate-eat", "annotate-sm", "annotate-dev"):
         script = commands[name]["script"][0]
         assert "--min-confidence" not in script and "--keep-empty" not in script, name
+
+
+def test_unlabelled_text_is_a_seeded_sample_of_the_whole_split():
+    """D_U is sampled from the whole target train split with the run's seed, not read from
+    its first lines: those of CoNLL-2002 Dutch are a few articles (section headings,
+    one-word lines), and a student distilled on them lost to its teacher."""
+    project = load_project_config(ROOT, overrides={**DATA_OVERRIDES, "vars.seed": 2})
+    commands = {command["name"]: command for command in project["commands"]}
+    for name, size in (("convert-unlabelled", "2000"), ("convert-unlabelled-sm", "20000")):
+        argv = shlex.split(commands[name]["script"][0])
+        assert "--max-sents" not in argv, name
+        assert argv[argv.index("--n-sents") + 1] == size and argv[argv.index("--seed") + 1] == "2", name
+        assert commands[name]["outputs"] == [f"corpus/de/unlabelled-{size}-s2.spacy"], name
 
 
 def test_every_output_is_written_by_its_script(commands):
@@ -228,7 +241,7 @@ def test_benchmark_vars_resolve_for_every_target(accuracy, tmp_path):
             (data / f"{name}.gz").touch()
         variables = accuracy.project_vars(lang, 500, 3, data)
         folder = accuracy.run_dir(tmp_path / "runs", variables)
-        assert folder.name == f"{target['source_name']}-n500-s3"
+        assert folder.name == f"{target['source_name']}-n500-s3-r{accuracy.RECIPE}"
         assert (folder / "configs" / "concner.cfg").is_file()
         commands = {c["name"]: c for c in accuracy.workflow_commands(folder, variables, "concner")}
         assert f"--pair {target['pair']}" in commands["translate"]["script"][0]
@@ -314,7 +327,8 @@ def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project,
     assert record["f1"] == 58.33 and record["f1_per_type"] == {"PER": 60.0}
     assert record["english_dev_f1"] == 61.5 and record["train_minutes"] == 1.5
     assert record["encoder_precision"] == "bf16"
-    assert (tmp_path / "results" / "curves" / "xx-n5-s2" / "train.jsonl").is_file()
+    assert record["recipe"] == accuracy.RECIPE
+    assert (tmp_path / "results" / "curves" / f"xx-n5-s2-r{accuracy.RECIPE}" / "train.jsonl").is_file()
     accuracy.run_workflow(folder, variables, "toy", threads=1)  # weasel: nothing to do
     assert log.read_text().count("trained") == 1
 
@@ -355,15 +369,15 @@ def test_benchmark_failure_names_the_log(accuracy, toy_project):
 
 
 def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
-    base = dict(system="concner", lang="es", dataset="conll", n_source=1000, precision=0,
-                recall=0, f1_per_type={"PER": 1.0}, english_dev_f1=80.0, train_minutes=1)
+    base = dict(recipe=accuracy.RECIPE, system="concner", lang="es", dataset="conll", n_source=1000, precision=0,
+                recall=0, f1_per_type={"PER": 1.0}, english_dev_f1=80.0, train_minutes=1, encoder_precision="bf16")
     records = [dict(base, seed=1, f1=70.0), dict(base, seed=2, f1=72.0),
                dict(base, system="en", seed=1, f1=65.5)]
     report = accuracy.markdown_report(records)
     assert "| concner | 71.00 ± 1.41 |" in report
     assert "| en | 65.50 |" in report
     assert "| concner - en (same seeds) | +4.50 |" in report  # seed 1 only: en has no seed 2
-    assert report.count(" | fp32 |") == 3  # records from before the bfloat16 option
+    assert report.count(" | bf16 |") == 3
     assert "| paper: concner | 73.43 |" in report
     assert "es (N=1000, seeds 1,2)" in report
 
@@ -371,7 +385,7 @@ def test_benchmark_markdown_shows_mean_and_std_over_seeds(accuracy):
 def test_benchmark_results_keep_records_of_concurrent_runs(accuracy, tmp_path):
     """Two benchmark processes append to one accuracy.json: neither loses the other's."""
     first, second = accuracy.Results(tmp_path), accuracy.Results(tmp_path)
-    base = dict(system="en", dataset="wikiann", n_source=1000, seed=1, precision=0, recall=0,
+    base = dict(recipe=accuracy.RECIPE, system="en", dataset="wikiann", n_source=1000, seed=1, precision=0, recall=0,
                 f1=1.0, f1_per_type={}, english_dev_f1=1.0, train_minutes=1)
     first.add(dict(base, lang="de"))
     second.add(dict(base, lang="es"))
@@ -388,7 +402,7 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
     assert accuracy.late_dev_gain(rising) == 20.0 > accuracy.CONVERGED_GAIN
     assert accuracy.late_dev_gain(flat) == -0.1
     report = accuracy.markdown_report([
-        {"system": s, "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
+        {"recipe": accuracy.RECIPE, "system": s, "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
          "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0,
          "dev_gain_last_quarter": gain, "train_minutes": 1.0}
         for s, gain in (("en", 3.5), ("concner", 0.2))
@@ -399,7 +413,7 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
 def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
     table = accuracy.Results(tmp_path)
-    record = {"system": "en", "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
+    record = {"recipe": accuracy.RECIPE, "system": "en", "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
               "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0, "train_minutes": 1.0}
     table.add(record)
     table.add({**record, "seed": 2})
@@ -409,10 +423,28 @@ def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypa
 
 
 def test_the_concner_gain_compares_the_same_seeds(accuracy):
-    base = {"lang": "de", "dataset": "wikiann", "n_source": 1000, "precision": 1.0, "recall": 1.0,
+    base = {"recipe": accuracy.RECIPE, "lang": "de", "dataset": "wikiann", "n_source": 1000, "precision": 1.0, "recall": 1.0,
             "f1_per_type": {}, "english_dev_f1": 80.0, "train_minutes": 1.0}
     report = accuracy.markdown_report([
         {**base, "system": "en", "seed": 1, "f1": 69.0}, {**base, "system": "en", "seed": 2, "f1": 66.0},
         {**base, "system": "concner", "seed": 1, "f1": 70.0},
     ])
     assert "| concner - en (same seeds) | +1.00 |" in report
+
+
+def test_a_new_recipe_runs_again_and_shows_the_earlier_one_below(accuracy, tmp_path, monkeypatch):
+    """Records of an earlier recipe neither count as done nor mix into the current table."""
+    monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
+    table = accuracy.Results(tmp_path)
+    old = {"recipe": accuracy.RECIPE - 1, "system": "en", "lang": "es", "dataset": "conll", "n_source": 1000,
+           "seed": 1, "precision": 1.0, "recall": 1.0, "f1": 60.0, "f1_per_type": {}, "english_dev_f1": 80.0,
+           "train_minutes": 1.0, "encoder_precision": "fp32"}
+    table.add(old)
+    assert not table.has({**old, "recipe": accuracy.RECIPE})
+    table.add({**old, "recipe": accuracy.RECIPE, "f1": 65.0})
+    report = (tmp_path / "accuracy.md").read_text()
+    current, earlier = report.split(f"## Recipe {accuracy.RECIPE - 1} (earlier)")
+    assert "| en | 65.00 |" in current and "60.00" not in current
+    assert "| en | 60.00 |" in earlier
+    assert accuracy.TARGETS["recipes"][accuracy.RECIPE] in current
+    assert len(accuracy.read_json(table.json_path)) == 2

@@ -1,0 +1,91 @@
+"""Where a model's entities differ from a reference: precision, recall and F1 per type,
+and the most frequent false and missed spans of each type. The reference is the gold
+entities of the DocBin, or with --against the entities another model predicts on the
+same words (the agreement of a student with its teacher: no labels are read).
+
+    python benchmarks/entity_errors.py training/es/concner-n1000-s3/model-best corpus/es/test.spacy --label MISC
+    python benchmarks/entity_errors.py STUDENT corpus/nl/dev.spacy --against TEACHER
+"""
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import spacy
+import torch
+import typer
+from spacy.tokens import Doc
+
+from spacy_concner.corpora import words_only
+from spacy_concner.files import read_docbin
+
+
+@dataclass
+class TypeErrors:
+    correct: int = 0
+    false: Counter = field(default_factory=Counter)  # predicted, not in the reference
+    missed: Counter = field(default_factory=Counter)  # in the reference, not predicted
+
+    def scores(self) -> Dict[str, float]:
+        predicted, reference = self.correct + sum(self.false.values()), self.correct + sum(self.missed.values())
+        p = self.correct / predicted if predicted else 0.0
+        r = self.correct / reference if reference else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        return {"precision": round(100 * p, 2), "recall": round(100 * r, 2), "f1": round(100 * f, 2),
+                "predicted": predicted, "reference": reference}
+
+
+def entity_errors(predicted: Iterable[Doc], reference: Iterable[Doc]) -> Dict[str, TypeErrors]:
+    """Per entity type (and "ALL"): exact-span matches, false and missed span texts.
+    The Docs of both sides have the same words."""
+    errors: Dict[str, TypeErrors] = {}
+    for pred, ref in zip(predicted, reference):
+        spans_p = {(e.start, e.end, e.label_): e.text for e in pred.ents}
+        spans_r = {(e.start, e.end, e.label_): e.text for e in ref.ents}
+        for key in spans_p.keys() | spans_r.keys():
+            for label in (key[2], "ALL"):
+                errors_of = errors.setdefault(label, TypeErrors())
+                if key in spans_p and key in spans_r:
+                    errors_of.correct += 1
+                elif key in spans_p:
+                    errors_of.false[spans_p[key]] += 1
+                else:
+                    errors_of.missed[spans_r[key]] += 1
+    return errors
+
+
+def predict(model: Path, docs: List[Doc]) -> List[Doc]:
+    nlp = spacy.load(model)
+    return list(nlp.pipe((words_only(doc, nlp.vocab) for doc in docs), batch_size=128))
+
+
+def main(
+    model: Path = typer.Argument(..., help="Pipeline whose entities are checked"),
+    docbin: Path = typer.Argument(..., help="Its input (.spacy); the gold entities are the reference unless --against"),
+    against: Optional[Path] = typer.Option(None, help="Pipeline whose predictions are the reference instead"),
+    label: Optional[str] = typer.Option(None, help="List the spans of this type only"),
+    top: int = typer.Option(20, help="Most frequent false and missed spans to list"),
+    output: Optional[Path] = typer.Option(None, help="Also write the figures as JSON"),
+) -> None:
+    torch.set_num_threads(1)
+    docs = read_docbin(docbin, spacy.blank("xx").vocab)
+    reference = docs if against is None else predict(against, docs)
+    errors = entity_errors(predict(model, docs), reference)
+    figures = {}
+    for name in sorted(errors, key=lambda n: (n != "ALL", n)):
+        figures[name] = {**errors[name].scores(), "false": errors[name].false.most_common(top),
+                         "missed": errors[name].missed.most_common(top)}
+        s = figures[name]
+        print(f"{name}: P {s['precision']} R {s['recall']} F1 {s['f1']} ({s['predicted']} predicted, {s['reference']} in the reference)")
+    for name in [label] if label else [n for n in figures if n != "ALL"]:
+        if name not in figures:
+            raise typer.BadParameter(f"no {name} entities predicted or in the reference")
+        print(f"{name} false: {figures[name]['false']}\n{name} missed: {figures[name]['missed']}")
+    if output is not None:
+        output.write_text(json.dumps({"model": str(model), "docbin": str(docbin), "against": str(against or "gold"),
+                                      "types": figures}, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,35 @@
+"""benchmarks/entity_errors.py counts exact-span matches, false and missed spans per type."""
+import importlib.util
+from pathlib import Path
+
+import spacy
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("entity_errors", ROOT / "benchmarks" / "entity_errors.py")
+entity_errors = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(entity_errors)
+
+WORDS = "los españoles viven en La Coruña y en Madrid".split()
+
+
+def doc(vocab, *ents):
+    d = Doc(vocab, words=WORDS)
+    d.ents = [Span(d, start, end, label) for start, end, label in ents]
+    return d
+
+
+def test_false_missed_and_scores_per_type_agree_with_spacy():
+    vocab = spacy.blank("es").vocab
+    gold = [doc(vocab, (4, 6, "LOC"), (8, 9, "LOC")), doc(vocab, (8, 9, "LOC"))]
+    pred = [doc(vocab, (1, 2, "MISC"), (4, 5, "LOC"), (8, 9, "LOC")), doc(vocab, (8, 9, "LOC"))]
+    errors = entity_errors.entity_errors(pred, gold)
+    assert errors["MISC"].false == {"españoles": 1} and not errors["MISC"].missed
+    assert errors["LOC"].correct == 2 and errors["LOC"].false == {"La": 1}
+    assert errors["LOC"].missed == {"La Coruña": 1}
+    spacy_scores = get_ner_prf([Example(p, g) for p, g in zip(pred, gold)])
+    assert errors["ALL"].scores()["f1"] == round(100 * spacy_scores["ents_f"], 2)
+    assert errors["LOC"].scores()["precision"] == round(100 * spacy_scores["ents_per_type"]["LOC"]["p"], 2)
+    assert errors["MISC"].scores() == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "predicted": 1, "reference": 0}

@@ -316,7 +316,7 @@ def main(
     for seed in [int(s) for s in _split(seeds)]:
         for lang in _split(langs):
             todo = _split(systems) + (TARGETS["ablations"] if lang in _split(ablation_langs) else [])
-            todo = [s for s in todo if not table.has(dict(system=s, lang=lang, n_source=n_source, seed=seed))]
+            todo = [s for s in todo if not table.has(dict(recipe=RECIPE, system=s, lang=lang, n_source=n_source, seed=seed))]
             if not todo:
                 continue
             variables = project_vars(lang, n_source, seed, data_dir)

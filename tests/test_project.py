@@ -448,3 +448,27 @@ def test_a_new_recipe_runs_again_and_shows_the_earlier_one_below(accuracy, tmp_p
     assert "| en | 60.00 |" in earlier
     assert accuracy.TARGETS["recipes"][accuracy.RECIPE] in current
     assert len(accuracy.read_json(table.json_path)) == 2
+
+
+def test_the_benchmark_runs_what_the_current_recipe_lacks(accuracy, tmp_path, monkeypatch):
+    """Regression: main asked Results.has without the recipe (KeyError). A system with a
+    record of an earlier recipe only runs again; one of the current recipe is skipped."""
+    data = tmp_path / "data"
+    target = accuracy.TARGETS["targets"]["de"]
+    source = accuracy.TARGETS["sources"][target["source_name"]]
+    for name in (*source.values(), target["target_test"], target["target_train"], target["target_dev"]):
+        (data / f"{name}.gz").parent.mkdir(parents=True, exist_ok=True)
+        (data / f"{name}.gz").touch()
+    ran = []
+    monkeypatch.setattr(accuracy, "run_workflow", lambda folder, variables, system, threads: ran.append(system))
+    monkeypatch.setattr(accuracy, "workflow_commands", lambda folder, variables, system: [])
+    monkeypatch.setattr(accuracy, "collect", lambda folder, commands, variables, system, results: dict(
+        recipe=accuracy.RECIPE, system=system, lang="de", dataset="wikiann", n_source=1000, seed=1, f1=1.0,
+        precision=1.0, recall=1.0, f1_per_type={}, english_dev_f1=1.0, train_minutes=1.0, encoder_precision="bf16"))
+    monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
+    results = tmp_path / "results"
+    accuracy.Results(results).add(dict(accuracy.collect(None, None, None, "en", None), recipe=accuracy.RECIPE - 1))
+    accuracy.Results(results).add(accuracy.collect(None, None, None, "concner_teacher", None))
+    accuracy.main(langs="de", systems="en,concner_teacher", ablation_langs="", n_source=1000, seeds="1",
+                  data_dir=data, results=results, runs=tmp_path / "runs", threads=1, recollect=False)
+    assert ran == ["en"]

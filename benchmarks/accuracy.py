@@ -7,8 +7,9 @@ A thin driver over project.yml: each system is the project workflow of its name,
 `spacy project run SYSTEM RUN_DIR --vars...` and the vars of benchmarks/targets.yml.
 Weasel's lock file decides what is up to date. Every source dataset, N and seed has its
 own run folder (runs/SOURCE-nN-sSEED-rRECIPE: project.yml and configs/ copied, its
-outputs and lock file its own), so that the target languages of one English sample share its En model,
-and runs of other samples can go on at the same time in another process. Resumable: a
+outputs and lock file its own), so that the target languages of one English sample
+share its En model, and runs of other samples can go on at the same time in another
+process. Resumable: a
 system whose record exists is skipped; a run that stopped resumes from the workflow's
 last finished command.
 

@@ -165,7 +165,7 @@ def annotate_cli(
     gpu_id: int = typer.Option(-1, help="GPU id, -1 for the CPU"),
     input_format: str = typer.Option("auto", "--format", help=f"One of {', '.join(INPUT_FORMATS)}"),
     chunk_size: int = typer.Option(1000, min=1, help="Docs per resumable chunk"),
-    max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Refuse lines with more tokens"),
+    max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Warn about sentences with more tokens (they are labelled all the same)"),
     min_confidence: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Drop the sentences with an entity of lower teacher confidence "
         "(a concner or mcl_ner teacher; mCL-NER: 0.9; 0: no filter)"

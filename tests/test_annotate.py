@@ -133,9 +133,8 @@ def test_chunks_of_another_run_are_discarded(teacher_dir, text_file, tmp_path):
         (b"", "no sentences"),
         (b"\n  \n", "no sentences"),
         ("Anna wohnt in Köln .\n".encode("latin-1"), "not UTF-8"),
-        (("Anna " * 1001 + "\nkurz .\n").encode("utf8"), "more than 1000 tokens"),
     ],
-    ids=["empty", "blank-lines", "latin-1", "over-long-line"],
+    ids=["empty", "blank-lines", "latin-1"],
 )
 def test_bad_input_writes_nothing(teacher_dir, tmp_path, content, message):
     path = tmp_path / "input.txt"
@@ -154,11 +153,11 @@ def test_a_spacy_file_that_is_not_a_docbin_is_refused(teacher_dir, tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
-def test_max_tokens_option_admits_long_lines(teacher_dir, tmp_path):
+def test_max_tokens_option_sets_when_a_long_line_is_warned_about(teacher_dir, tmp_path):
     path = tmp_path / "input.txt"
     path.write_text("Anna " * 1200 + "\n", encoding="utf8")
     code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy", "--max-tokens", 2000)
-    assert code == 0, text
+    assert code == 0 and "more than" not in text, text
     (doc,) = read_output(tmp_path / "out.spacy", spacy.blank("xx").vocab)
     assert doc.user_data[SOFT_TARGETS_KEY]["probs"].shape == (1200, 5)
 
@@ -283,13 +282,17 @@ def test_cnn_student_trains_on_the_hard_labels(paired_docbins, annotated, tmp_pa
     ("input.txt", "kurz .\n" + "Anna " * 1001 + "\n", "input.txt:2"),
     ("input.tsv", "kurz\tO\n\n" + "Anna\tB-PER\n" * 1001, "input.tsv:3"),
 ], ids=["text", "wikiann"])
-def test_an_over_long_sentence_is_named_by_the_line_a_person_counts(teacher_dir, tmp_path, name, content, place):
-    """Regression: the over-long line 2 was reported as `input.txt:1` (its 0-based key)."""
+def test_an_over_long_sentence_is_labelled_and_named_by_the_line_a_person_counts(teacher_dir, tmp_path, name, content, place):
+    """Regression: the over-long line 2 was reported as `input.txt:1` (its 0-based key).
+    Regression: a random sample of CoNLL-2002 Spanish (a stock table of 1,238 tokens as
+    one sentence) stopped the workflow; such a sentence is labelled, with a warning."""
     path = tmp_path / name
     path.write_text(content, encoding="utf8")
     code, text = run_annotate(teacher_dir, path, tmp_path / "out.spacy")
-    assert code == 1 and f"{tmp_path / place}: a sentence of 1001 tokens, more than 1000 tokens" in text
-    assert not (tmp_path / "out.spacy").exists()
+    assert code == 0, text
+    assert f"{tmp_path / place}: a sentence of 1001 tokens, more than 1000 tokens (1 such in the file)" in " ".join(text.split())
+    short, long = read_output(tmp_path / "out.spacy", spacy.blank("xx").vocab)
+    assert short[0].text == "kurz" and long.user_data[SOFT_TARGETS_KEY]["probs"].shape == (1001, 5)
 
 
 # sentences unlike the teacher's training data, of which it is less certain

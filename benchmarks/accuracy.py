@@ -244,7 +244,7 @@ def markdown_report(records: List[Dict]) -> str:
               f"(dev_gain_last_quarter); runs still rising: "
               + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
     for recipe in sorted({r["recipe"] for r in records} - {RECIPE}, reverse=True):
-        lines += ["", f"## Recipe {recipe} (earlier)", "", TARGETS["recipes"][recipe], "",
+        lines += ["", f"## Recipe {recipe} (earlier)", "", f"Recipe {recipe}: {TARGETS['recipes'][recipe]}", "",
                   *f1_table([r for r in records if r["recipe"] == recipe], paper=False)]
     keys = ["recipe", "system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
             "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]

@@ -225,16 +225,24 @@ def f1_table(records: List[Dict], paper: bool = True) -> List[str]:
     return lines
 
 
+def of_recipe(records: List[Dict], recipe: int = RECIPE) -> List[Dict]:
+    return [r for r in records if r["recipe"] == recipe]
+
+
+def recipe_line(recipe: int) -> str:
+    return f"Recipe {recipe}: {TARGETS['recipes'][recipe]}"
+
+
 def markdown_report(records: List[Dict]) -> str:
     """The current recipe's table, the earlier recipes' tables under it, every record."""
-    current = [r for r in records if r["recipe"] == RECIPE]
+    current = of_recipe(records)
     lines = [
         "# Accuracy: seqeval entity-level micro F1 on the target test sets",
         "",
         "Mean ± std over seeds (one English sample per seed). Written by "
         "benchmarks/accuracy.py; the paper's rows are ConCNER's Table 3 (mBERT, N = 1000).",
         "",
-        f"Recipe {RECIPE}: {TARGETS['recipes'][RECIPE]}",
+        recipe_line(RECIPE),
         "",
         *f1_table(current),
     ]
@@ -244,8 +252,8 @@ def markdown_report(records: List[Dict]) -> str:
               f"(dev_gain_last_quarter); runs still rising: "
               + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
     for recipe in sorted({r["recipe"] for r in records} - {RECIPE}, reverse=True):
-        lines += ["", f"## Recipe {recipe} (earlier)", "", f"Recipe {recipe}: {TARGETS['recipes'][recipe]}", "",
-                  *f1_table([r for r in records if r["recipe"] == recipe], paper=False)]
+        lines += ["", f"## Recipe {recipe} (earlier)", "", recipe_line(recipe), "",
+                  *f1_table(of_recipe(records, recipe), paper=False)]
     keys = ["recipe", "system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
             "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
@@ -271,8 +279,7 @@ class Results:
             records = [r for r in read_json(self.json_path) if {k: r[k] for k in RECORD_KEY} != same] + [record]
             write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
             write_atomic(self.folder / "accuracy.md", markdown_report(records))
-            current = [r for r in records if r["recipe"] == RECIPE]
-            plot_f1(sorted(current, key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
+            plot_f1(sorted(of_recipe(records), key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
 
 
@@ -280,7 +287,7 @@ def recollect_records(table: "Results", runs: Path, data_dir: Path) -> None:
     """Rebuild every record of the current recipe in `table` from the files of its finished
     run (after a change to what a record holds); its workflow must be up to date in its
     run folder."""
-    for old in [r for r in read_json(table.json_path) if r["recipe"] == RECIPE]:
+    for old in of_recipe(read_json(table.json_path)):
         variables = project_vars(old["lang"], old["n_source"], old["seed"], data_dir)
         folder = run_dir(runs, variables)
         table.add(collect(folder, workflow_commands(folder, variables, old["system"]), variables, old["system"], table.folder))

@@ -261,3 +261,50 @@ def iob2_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
         else:
             spans.append((i, i + 1, label))
     return spans
+
+
+def first_pieces(doc: Doc) -> Optional[List[int]]:
+    """The index of each token's first word piece in the transformer's output (-1 for a
+    token without one), or None when the Doc has no transformer output."""
+    if not Doc.has_extension("trf_data") or doc._.trf_data is None:
+        return None
+    align = doc._.trf_data.align
+    pieces = align.dataXd.ravel().tolist()
+    starts = numpy.cumsum([0] + list(align.lengths[:-1])).tolist()
+    return [int(pieces[start]) if length else -1 for start, length in zip(starts, align.lengths.tolist())]
+
+
+def one_tag_per_piece(tags: List[str], pieces: Optional[Sequence[int]]) -> List[str]:
+    """Tokens that start in the same word piece as the token before them (characters
+    of one Chinese or Japanese piece, such as 香 and 港 of "香港") have the same vector
+    and so the same predicted tag: they continue the previous token's entity (I-) or
+    stay outside it, instead of each starting an entity of its own."""
+    if pieces is None:
+        return tags
+    tags = list(tags)
+    for i in range(1, len(tags)):
+        if pieces[i] >= 0 and pieces[i] == pieces[i - 1]:
+            tags[i] = "O" if tags[i - 1] == "O" else "I-" + tags[i - 1].split("-", 1)[1]
+    return tags
+
+
+def one_entity_per_piece(
+    found: Sequence[Tuple[int, int, str]], confidences: Sequence[float], pieces: Optional[Sequence[int]]
+) -> Tuple[List[Tuple[int, int, str]], List[float]]:
+    """Entities (start, end, label) that keep the tokens of one word piece together, by
+    one_tag_per_piece's rule, for a decoder that predicts spans (the word-pair grid); each
+    with the lowest confidence of the predicted entities it overlaps."""
+    if pieces is None:
+        return list(found), list(confidences)
+    tags = ["O"] * len(pieces)
+    for start, end, label in found:
+        tags[start:end] = ["B-" + label] + ["I-" + label] * (end - start - 1)
+    kept = iob2_to_spans(one_tag_per_piece(tags, pieces))
+    # every kept entity starts at a token that starts a found one: the rule extends an
+    # entity over the rest of its last piece (joining an entity there), moves its start
+    # past the rest of a piece that begins outside, or drops it
+    kept_confidences = [
+        min(c for (start, end, _), c in zip(found, confidences) if start < kept_end and kept_start < end)
+        for kept_start, kept_end, _ in kept
+    ]
+    return kept, kept_confidences

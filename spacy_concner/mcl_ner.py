@@ -12,7 +12,9 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans, set_entities
+from .entity_pipe import (
+    ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, first_pieces, iob2_to_spans, one_entity_per_piece, set_entities,
+)
 from .grid import MISSING, cell_labels, decode, grid_labels, windows
 from .losses import GridLoss, GridTargets, KeyedContrastiveLoss, RelationContrastiveLoss, RelationLoss
 from .pair_grid import GridScores
@@ -104,13 +106,18 @@ class MclNER(EntityPipe):
     def set_annotations(self, docs: Iterable[Doc], probs: List[List[Floats2d]]) -> None:
         """doc.ents decoded from the grids, each entity with its confidence
         (entity_pipe.set_entities): the lowest probability of the predicted labels of
-        the cells it was decoded from (grid.Candidate)."""
+        the cells it was decoded from (grid.Candidate). Tokens of one word piece
+        (characters of a Chinese or Japanese piece) have one vector: they stay in one
+        entity or outside (entity_pipe.one_entity_per_piece)."""
         to_numpy = self.model.ops.to_numpy
         for doc, doc_probs in zip(docs, probs):
             grids = [to_numpy(p).reshape(end - start, end - start, -1)
                      for (start, end), p in zip(windows(len(doc)), doc_probs)]
             found = decode(grids, len(doc), self.labels)
-            set_entities(doc, [c.span for c in found], [c.confidence for c in found])
+            spans, confidences = one_entity_per_piece(
+                [c.span for c in found], [c.confidence for c in found], first_pieces(doc)
+            )
+            set_entities(doc, spans, confidences)
 
     def get_loss(self, examples: Iterable[Example], scores: GridScores):
         """GridLoss of the model's output against the Examples' gold entities; the

@@ -1,7 +1,7 @@
 """The `concner` component: an IOB2 token classifier trained with
 alpha * CE + beta * (LCL + TCL) (ConCNER eq. 8), or with the distillation loss (eq. 9)
 on Docs whose reference carries a teacher's label distributions."""
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
@@ -11,7 +11,9 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d, Ints1d
 
-from .entity_pipe import ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, iob2_to_spans, set_entities
+from .entity_pipe import (
+    ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, first_pieces, iob2_to_spans, one_tag_per_piece, set_entities,
+)
 from .losses import (
     ConcnerLoss,
     DistillationLoss,
@@ -197,28 +199,3 @@ class ConcNER(EntityPipe):
                 "gold_preproc = true in the training corpus."
             )
         return self.model.ops.asarray2f(stored["probs"])
-
-
-def first_pieces(doc: Doc) -> Optional[List[int]]:
-    """The index of each token's first word piece in the transformer's output (-1 for a
-    token without one), or None when the Doc has no transformer output."""
-    if not Doc.has_extension("trf_data") or doc._.trf_data is None:
-        return None
-    align = doc._.trf_data.align
-    pieces = align.dataXd.ravel().tolist()
-    starts = numpy.cumsum([0] + list(align.lengths[:-1])).tolist()
-    return [int(pieces[start]) if length else -1 for start, length in zip(starts, align.lengths.tolist())]
-
-
-def one_tag_per_piece(tags: List[str], pieces: Optional[Sequence[int]]) -> List[str]:
-    """Tokens that start in the same word piece as the token before them (characters
-    of one Chinese or Japanese piece, such as 香 and 港 of "香港") have the same vector
-    and so the same predicted tag: they continue the previous token's entity (I-) or
-    stay outside it, instead of each starting an entity of its own."""
-    if pieces is None:
-        return tags
-    tags = list(tags)
-    for i in range(1, len(tags)):
-        if pieces[i] >= 0 and pieces[i] == pieces[i - 1]:
-            tags[i] = "O" if tags[i - 1] == "O" else "I-" + tags[i - 1].split("-", 1)[1]
-    return tags

@@ -19,6 +19,7 @@ from spacy_transformers.span_getters import configure_strided_spans, get_doc_spa
 from transformers import AutoTokenizer
 
 from spacy_concner.cjk import both_cjk, both_cjk_or_shared, either_cjk, encoder_doc, joined_spaces, joined_spans
+from spacy_concner.entity_pipe import entity_confidences
 from spacy_concner.translate.text import split_characters, target_doc
 
 from conftest import tagger_on_transformer
@@ -254,3 +255,23 @@ def test_characters_of_one_piece_make_one_entity(tiny_xlmr_dir, paired_docbins):
     concner.set_annotations([doc], [probs])
     # pieces of 北京是中国的首都: ▁北京 是 中国 的 首都 -> five entities, not eight
     assert [ent.text for ent in doc.ents] == ["北 京", "是", "中 国", "的", "首 都"]
+
+
+def test_characters_of_one_piece_make_one_grid_entity(tiny_xlmr_dir, paired_docbins):
+    """Regression: the word-pair grid decoded each character on its own, so a grid
+    that makes every character an entity gave eight where the pieces make five."""
+    from test_mcl_ner import mcl_config
+
+    nlp = init_nlp(mcl_config(tiny_xlmr_dir, paired_docbins))
+    pipe = nlp.get_pipe("mcl_ner")
+    doc = nlp.get_pipe("transformer")(char_doc(ZH))
+    probs = numpy.zeros((len(doc), len(doc), len(pipe.tags)), dtype="float32")
+    probs[..., pipe.tags.index("None")] = 1.0
+    for i in range(len(doc)):  # every character a one-character LOC, at 0.9
+        probs[i, i] = 0.0
+        probs[i, i, pipe.tags.index("THW-LOC")] = 0.9
+        probs[i, i, pipe.tags.index("None")] = 0.1
+    pipe.set_annotations([doc], [[probs.reshape(len(doc) * len(doc), -1)]])
+    # pieces of 北京是中国的首都: ▁北京 是 中国 的 首都
+    assert [ent.text for ent in doc.ents] == ["北 京", "是", "中 国", "的", "首 都"]
+    assert entity_confidences(doc) == [pytest.approx(0.9)] * 5

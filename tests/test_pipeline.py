@@ -332,7 +332,7 @@ def test_unknown_entity_type_is_left_out_with_a_warning(nlp):
 
 
 def test_tokens_of_one_piece_get_one_tag():
-    from spacy_concner.pipeline import one_tag_per_piece
+    from spacy_concner.entity_pipe import one_tag_per_piece
 
     tags = ["B-LOC", "B-LOC", "O", "O", "B-PER", "I-PER", "B-ORG", "B-ORG"]
     pieces = [1, 1, 2, 2, 3, 4, 5, 5]
@@ -340,6 +340,22 @@ def test_tokens_of_one_piece_get_one_tag():
     assert one_tag_per_piece(["B-LOC", "B-LOC"], [-1, -1]) == ["B-LOC", "B-LOC"]  # no pieces: as predicted
     assert one_tag_per_piece(["O", "B-LOC"], [7, 7]) == ["O", "O"]
     assert one_tag_per_piece(["B-LOC"], None) == ["B-LOC"]
+
+
+def test_entities_keep_the_tokens_of_one_piece_together():
+    """The span form of one_tag_per_piece (the word-pair grid's): an entity that ends
+    inside a piece takes the rest of it, one that starts inside a piece outside any
+    entity starts after it, entities that split one piece merge; confidences are the
+    lowest of the entities each kept one overlaps."""
+    from spacy_concner.entity_pipe import one_entity_per_piece
+
+    pieces = [1, 1, 2, 2, 3, 4, 4, 5]
+    found = [(0, 1, "LOC"), (3, 5, "PER"), (5, 6, "ORG"), (6, 7, "ORG")]
+    spans, confidences = one_entity_per_piece(found, [0.9, 0.8, 0.7, 0.6], pieces)
+    assert spans == [(0, 2, "LOC"), (4, 5, "PER"), (5, 7, "ORG")]
+    assert confidences == [0.9, 0.8, 0.6]
+    assert one_entity_per_piece(found, [0.9, 0.8, 0.7, 0.6], None) == (found, [0.9, 0.8, 0.7, 0.6])
+    assert one_entity_per_piece([], [], pieces) == ([], [])
 
 
 def token_confidences(concner, doc):

@@ -150,6 +150,21 @@ def test_a_mode_whose_pipeline_fails_names_the_mode_and_its_error(tmp_path):
         get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path))
 
 
+@pytest.mark.skipif(not shutil.which("apertium-wblank-mode"), reason="apt-get install apertium")
+def test_a_pipeline_slower_to_start_than_a_batch_timeout_is_not_broken(tmp_path, monkeypatch):
+    """Regression: the start-up check had the batch timeout, so a pipeline that took
+    longer to load its automata (on a busy machine) was reported as a broken install."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    slow = bin_dir / "slow-cat"
+    slow.write_text("#!/bin/sh\nsleep 1\nexec cat\n")
+    slow.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "eng-deu.mode").write_text("slow-cat\n")
+    translator = get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path), timeout=0.2)
+    assert translator.process.script.startswith("slow-cat") and translator.process.timeout == 0.2
+
+
 @pytest.mark.skipif(not Path(MODES_DIR, "eng-spa.mode").exists(), reason="apt-get install apertium-eng-spa")
 def test_the_cli_reports_a_broken_mode_without_a_traceback(tmp_path, failing_wblank_mode):
     source = tmp_path / "en.spacy"

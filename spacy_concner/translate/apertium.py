@@ -30,6 +30,9 @@ from .text import ISO639_1, source_parts, target_doc, target_lang
 
 MODES_DIR = "/usr/share/apertium/modes"
 _END_OF_SENTENCE = "[][\n]"  # what apertium-destxt puts at a line end: flushes the lookahead
+# seconds for the start-up check: it starts every program of the pipeline and loads its
+# automata, which takes seconds on a busy machine, whatever the timeout of a batch
+PROBE_TIMEOUT = 60.0
 
 
 class ApertiumFailure(RuntimeError):
@@ -38,7 +41,7 @@ class ApertiumFailure(RuntimeError):
 
 class ApertiumProcess:
     def __init__(self, mode_file: Path, timeout: float, marks: bool = False, analyser_only: bool = False):
-        self.script = null_flush_script(mode_file, timeout)
+        self.script = null_flush_script(mode_file)
         if analyser_only:  # a mode's pipeline starts with its morphological analyser
             self.script = self.script.split(" | ", 1)[0]
         self.timeout = timeout
@@ -106,7 +109,7 @@ def pipeline_command(script: str, marks: bool = False) -> List[str]:
     return ["bash", "-c", script, "apertium", "-g" if marks else "-n", ""]
 
 
-def null_flush_script(mode_file: Path, timeout: float) -> str:
+def null_flush_script(mode_file: Path) -> str:
     """The mode's pipeline in null-flush mode, checked on one word."""
     try:
         script = subprocess.run(
@@ -114,7 +117,7 @@ def null_flush_script(mode_file: Path, timeout: float) -> str:
         ).stdout
         probe = subprocess.run(
             pipeline_command(script), input="house" + _END_OF_SENTENCE + "\0",
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=PROBE_TIMEOUT,
         )
     except subprocess.CalledProcessError as error:
         raise broken_mode(mode_file, error.stderr or str(error)) from error

@@ -175,6 +175,20 @@ def late_dev_gain(scores: List[float]) -> float:
     return round(max(scores[cut:], default=scores[-1]) - max(scores[:cut]), 2)
 
 
+def rising_runs(records: List[Dict]) -> List[str]:
+    """The trainings whose English dev F1 still rose by more than CONVERGED_GAIN in their
+    last quarter, each named once: records of one sample with the same curve figures
+    share the training (En on one sample is the model of `en` and `eat` in every one of
+    its languages)."""
+    runs: Dict[tuple, List[str]] = {}
+    for r in records:
+        if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN:
+            key = (r.get("dataset"), r["n_source"], r["seed"], r["english_dev_f1"], r["dev_gain_last_quarter"])
+            runs.setdefault(key, []).append(f"{r['system']} {r['lang']} s{r['seed']}")
+    return [names[0] + (f" (also the training of {', '.join(names[1:])})" if names[1:] else "")
+            for names in runs.values()]
+
+
 def read_json(path: Path) -> List[Dict]:
     return json.loads(path.read_text(encoding="utf8")) if path.exists() else []
 
@@ -246,11 +260,10 @@ def markdown_report(records: List[Dict]) -> str:
         "",
         *f1_table(current),
     ]
-    rising = [r for r in current if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN]
     lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
               f"training run is at most {CONVERGED_GAIN} above the best before it "
               f"(dev_gain_last_quarter); runs still rising: "
-              + (", ".join(f"{r['system']} {r['lang']} s{r['seed']}" for r in rising) or "none") + "."]
+              + ("; ".join(rising_runs(current)) or "none") + "."]
     for recipe in sorted({r["recipe"] for r in records} - {RECIPE}, reverse=True):
         lines += ["", f"## Recipe {recipe} (earlier)", "", recipe_line(recipe), "",
                   *f1_table(of_recipe(records, recipe), paper=False)]

@@ -408,6 +408,16 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
         for s, gain in (("en", 3.5), ("concner", 0.2))
     ])
     assert "runs still rising: en es s1." in report
+    # one training behind several records (En of a sample: its `en` and `eat` records in
+    # every language) is named once
+    shared = {"recipe": accuracy.RECIPE, "dataset": "wikiann", "n_source": 1000, "seed": 1, "precision": 1.0,
+              "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 76.1, "train_minutes": 1.0}
+    report = accuracy.markdown_report(
+        [{**shared, "system": s, "lang": lang, "dev_gain_last_quarter": 1.2} for s, lang in
+         (("en", "de"), ("eat", "de"), ("en", "ar"))]
+        + [{**shared, "system": "concner_teacher", "lang": "de", "english_dev_f1": 75.0, "dev_gain_last_quarter": 1.5}]
+    )
+    assert "runs still rising: en de s1 (also the training of eat de s1, en ar s1); concner_teacher de s1." in report
 
 
 def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypatch):

@@ -194,11 +194,18 @@ def read_json(path: Path) -> List[Dict]:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of `path` across benchmark processes."""
+def locked(path: Path, waiting: str = "") -> Iterator[None]:
+    """Serialise the use of `path` across benchmark processes (read-modify-write of a
+    results file, the workflows of a run folder); `waiting` is printed when another
+    process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
@@ -336,20 +343,31 @@ def main(
     table = Results(results)
     for seed in [int(s) for s in _split(seeds)]:
         for lang in _split(langs):
-            todo = _split(systems) + (TARGETS["ablations"] if lang in _split(ablation_langs) else [])
-            todo = [s for s in todo if not table.has(dict(recipe=RECIPE, system=s, lang=lang, n_source=n_source, seed=seed))]
-            if not todo:
-                continue
-            variables = project_vars(lang, n_source, seed, data_dir)
-            folder = run_dir(runs, variables)
-            for system in todo:
-                print(f"=== {system} {lang} N={n_source} seed={seed} in {folder}", flush=True)
-                run_workflow(folder, variables, system, threads)
-                commands = workflow_commands(folder, variables, system)
-                record = collect(folder, commands, variables, system, results)
-                table.add(record)
-                print(f"=== {system} {lang}: F1 {record['f1']:.2f} (English dev {record['english_dev_f1']})", flush=True)
+            asked = _split(systems) + (TARGETS["ablations"] if lang in _split(ablation_langs) else [])
+            run_language(table, lang, asked, n_source, seed, data_dir, runs, threads)
     print(f"Results: {table.json_path}")
+
+
+def run_language(table: "Results", lang: str, systems: List[str], n_source: int, seed: int,
+                 data_dir: Path, runs: Path, threads: int) -> None:
+    """The systems of one language and sample that have no record yet, one after the
+    other in the sample's run folder, which no other accuracy.py process uses meanwhile
+    (its workflows share files and weasel's lock entries)."""
+    def todo() -> List[str]:
+        return [s for s in systems if not table.has(dict(recipe=RECIPE, system=s, lang=lang, n_source=n_source, seed=seed))]
+
+    if not todo():
+        return
+    variables = project_vars(lang, n_source, seed, data_dir)
+    folder = run_dir(runs, variables)
+    with locked(folder / "project.yml", waiting=f"=== waiting for {folder}: another accuracy.py runs there"):
+        for system in todo():  # again: the other process may have run some
+            print(f"=== {system} {lang} N={n_source} seed={seed} in {folder}", flush=True)
+            run_workflow(folder, variables, system, threads)
+            commands = workflow_commands(folder, variables, system)
+            record = collect(folder, commands, variables, system, results=table.folder)
+            table.add(record)
+            print(f"=== {system} {lang}: F1 {record['f1']:.2f} (English dev {record['english_dev_f1']})", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """project.yml is a valid weasel project whose commands fit together (no real run), and
 benchmarks/accuracy.py agrees with it."""
+import contextlib
+import fcntl
 import importlib.util
 import json
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -418,6 +421,51 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
         + [{**shared, "system": "concner_teacher", "lang": "de", "english_dev_f1": 75.0, "dev_gain_last_quarter": 1.5}]
     )
     assert "runs still rising: en de s1 (also the training of eat de s1, en ar s1); concner_teacher de s1." in report
+
+
+def test_a_run_folder_in_use_is_waited_for(accuracy, tmp_path, capsys):
+    """Two accuracy.py processes on one sample take turns in its run folder: the second
+    says it waits, and goes on when the first lets go."""
+    held = open(tmp_path / "project.yml.lock", "w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # another open file: as another process holds it
+    entered = threading.Event()
+
+    def second():
+        with accuracy.locked(tmp_path / "project.yml", waiting="=== waiting for the folder"):
+            entered.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not entered.wait(0.5)
+    fcntl.flock(held, fcntl.LOCK_UN)
+    held.close()
+    assert entered.wait(10)
+    thread.join()
+    assert "=== waiting for the folder" in capsys.readouterr().out
+
+
+def test_systems_recorded_while_waiting_for_the_folder_are_not_run_again(accuracy, tmp_path, monkeypatch):
+    table = accuracy.Results(tmp_path / "results")
+    record = {"recipe": accuracy.RECIPE, "system": "en", "lang": "de", "dataset": "wikiann", "n_source": 1000,
+              "seed": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0,
+              "train_minutes": 1.0}
+
+    locked = accuracy.locked
+
+    @contextlib.contextmanager
+    def other_process_finishes(path, waiting=""):
+        if path.name == "project.yml":
+            table.add(record)  # what the process we waited for recorded
+        with locked(path, waiting):
+            yield
+
+    monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
+    monkeypatch.setattr(accuracy, "locked", other_process_finishes)
+    monkeypatch.setattr(accuracy, "project_vars", lambda *args: {"source_name": "wikiann-en", "n_source": 1000, "seed": 1})
+    ran = []
+    monkeypatch.setattr(accuracy, "run_workflow", lambda folder, variables, system, threads: ran.append(system))
+    accuracy.run_language(table, "de", ["en"], 1000, 1, tmp_path, tmp_path / "runs", 1)
+    assert ran == []
 
 
 def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -56,7 +57,9 @@ def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tm
     assert student["pipes"] == ["transformer", "concner"] and student["f1"] > 50
     assert (student["encoder_layers"], student["int8"]) == (2, True)
     assert student["encoder_words_per_second"] > 0
-    assert student["pipeline_to_encoder"] == round(student["encoder_words_per_second"] / student["words_per_second"], 3)
+    # the ratio is of the unrounded speeds; the record keeps them to 0.1 word/s
+    ratio = student["encoder_words_per_second"] / student["words_per_second"]
+    assert student["pipeline_to_encoder"] == pytest.approx(ratio, abs=2e-3)
     assert (cnn["encoder_layers"], cnn["int8"], cnn["encoder_words_per_second"]) == (None, None, None)
     report = (results / "speed.md").read_text()
     assert "python benchmarks/speed.py --pipelines student=" in report

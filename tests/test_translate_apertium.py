@@ -126,15 +126,20 @@ def test_failing_sentences_are_reported_and_the_process_restarted(tmp_path):
     assert [r.doc.ents[0].text for r in results if r.doc is not None] == ["Peter", "Anna", "Lima"]
 
 
+def fake_program(tmp_path, monkeypatch, name: str, script: str) -> None:
+    """A shell script on the front of PATH under the name of a program."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / name
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
 @pytest.fixture
 def failing_wblank_mode(tmp_path, monkeypatch):
     """An apertium-wblank-mode that fails as a broken installation does."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "apertium-wblank-mode"
-    fake.write_text("#!/bin/sh\necho 'cannot read the mode' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    fake_program(tmp_path, monkeypatch, "apertium-wblank-mode", "echo 'cannot read the mode' >&2\nexit 1\n")
 
 
 def test_a_failing_wblank_mode_names_the_mode_and_what_to_do(tmp_path, failing_wblank_mode):
@@ -154,12 +159,7 @@ def test_a_mode_whose_pipeline_fails_names_the_mode_and_its_error(tmp_path):
 def test_a_pipeline_slower_to_start_than_a_batch_timeout_is_not_broken(tmp_path, monkeypatch):
     """Regression: the start-up check had the batch timeout, so a pipeline that took
     longer to load its automata (on a busy machine) was reported as a broken install."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    slow = bin_dir / "slow-cat"
-    slow.write_text("#!/bin/sh\nsleep 1\nexec cat\n")
-    slow.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    fake_program(tmp_path, monkeypatch, "slow-cat", "sleep 1\nexec cat\n")
     (tmp_path / "eng-deu.mode").write_text("slow-cat\n")
     translator = get_translator("apertium", pair="eng-deu", modes_dir=str(tmp_path), timeout=0.2)
     assert translator.process.script.startswith("slow-cat") and translator.process.timeout == 0.2

@@ -137,7 +137,7 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
     """The record of a finished system workflow; its training curves copied to results."""
     curves = results / "curves" / f"{variables['lang']}-n{variables['n_source']}-s{variables['seed']}-r{RECIPE}"
     curves.mkdir(parents=True, exist_ok=True)
-    minutes, dev_f1, late_gain, precisions = 0.0, None, None, []
+    minutes, dev_f1, late_gain, precisions, model = 0.0, None, None, [], None
     for command in commands:
         curve = next((folder / out / "curve.jsonl" for out in command.get("outputs", [])
                       if (folder / out / "curve.jsonl").is_file()), None)
@@ -148,6 +148,7 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
             minutes += points[-1]["seconds"] / 60
             dev_f1 = max(point["score"] for point in points)  # of the system's last model
             late_gain = late_dev_gain([point["score"] for point in points])
+            model = curve.parent.relative_to(folder).as_posix()
     (scores,) = json.loads((folder / commands[-1]["outputs"][0]).read_text())
     return {
         "recipe": RECIPE,
@@ -162,6 +163,9 @@ def collect(folder: Path, commands: List[Dict], variables: Dict, system: str, re
         "f1_per_type": {t: round(s["f1"], 2) for t, s in scores["per_type"].items()},
         "english_dev_f1": dev_f1,
         "dev_gain_last_quarter": late_gain,
+        # the training folder of the system's last model, in its run folder: `eat` names
+        # the En training it translates for
+        "model": model,
         "train_minutes": round(minutes, 1),
         # of the system's trainings, in order: fp32, or bf16 (TransformerModel.v3 bfloat16)
         "encoder_precision": "+".join(dict.fromkeys(precisions)) or None,
@@ -177,13 +181,13 @@ def late_dev_gain(scores: List[float]) -> float:
 
 def rising_runs(records: List[Dict]) -> List[str]:
     """The trainings whose English dev F1 still rose by more than CONVERGED_GAIN in their
-    last quarter, each named once: records of one sample with the same curve figures
-    share the training (En on one sample is the model of `en` and `eat` in every one of
-    its languages)."""
+    last quarter, each named once: records of one sample with the same model and curve
+    figures share the training (En on one sample is the model of `en` and `eat` in every
+    one of its languages; records made before `model` was recorded have None)."""
     runs: Dict[tuple, List[str]] = {}
     for r in records:
         if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN:
-            key = (r.get("dataset"), r["n_source"], r["seed"], r["english_dev_f1"], r["dev_gain_last_quarter"])
+            key = (r.get("dataset"), r["n_source"], r["seed"], r.get("model"), r["english_dev_f1"], r["dev_gain_last_quarter"])
             runs.setdefault(key, []).append(f"{r['system']} {r['lang']} s{r['seed']}")
     return [names[0] + (f" (also the training of {', '.join(names[1:])})" if names[1:] else "")
             for names in runs.values()]
@@ -275,7 +279,7 @@ def markdown_report(records: List[Dict]) -> str:
         lines += ["", f"## Recipe {recipe} (earlier)", "", recipe_line(recipe), "",
                   *f1_table(of_recipe(records, recipe), paper=False)]
     keys = ["recipe", "system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
-            "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision"]
+            "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision", "model"]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
     for r in sorted(records, key=lambda r: (-r["recipe"], r["lang"], r["seed"], (ALL_SYSTEMS + [r["system"]]).index(r["system"]))):
         cells = [", ".join(f"{t} {v}" for t, v in r[k].items()) if k == "f1_per_type" else str(r.get(k)) for k in keys]

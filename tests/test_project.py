@@ -330,6 +330,7 @@ def test_benchmark_runs_a_workflow_and_records_its_result(accuracy, toy_project,
     assert record["f1"] == 58.33 and record["f1_per_type"] == {"PER": 60.0}
     assert record["english_dev_f1"] == 61.5 and record["train_minutes"] == 1.5
     assert record["encoder_precision"] == "bf16"
+    assert record["model"] == "training/m"  # the training folder, in the run folder
     assert record["recipe"] == accuracy.RECIPE
     assert (tmp_path / "results" / "curves" / f"xx-n5-s2-r{accuracy.RECIPE}" / "train.jsonl").is_file()
     accuracy.run_workflow(folder, variables, "toy", threads=1)  # weasel: nothing to do
@@ -407,18 +408,18 @@ def test_late_dev_gain_tells_a_rising_curve_from_a_flat_one(accuracy):
     report = accuracy.markdown_report([
         {"recipe": accuracy.RECIPE, "system": s, "lang": "es", "dataset": "conll", "n_source": 1000, "seed": 1, "precision": 1.0,
          "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 80.0,
-         "dev_gain_last_quarter": gain, "train_minutes": 1.0}
+         "dev_gain_last_quarter": gain, "train_minutes": 1.0, "model": f"training/{s}"}
         for s, gain in (("en", 3.5), ("concner", 0.2))
     ])
     assert "runs still rising: en es s1." in report
     # one training behind several records (En of a sample: its `en` and `eat` records in
-    # every language) is named once
+    # every language) is named once; another training with the same figures is not that one
     shared = {"recipe": accuracy.RECIPE, "dataset": "wikiann", "n_source": 1000, "seed": 1, "precision": 1.0,
-              "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 76.1, "train_minutes": 1.0}
+              "recall": 1.0, "f1": 1.0, "f1_per_type": {}, "english_dev_f1": 76.1, "train_minutes": 1.0,
+              "dev_gain_last_quarter": 1.2, "model": "training/wikiann-en/en-n1000-s1"}
     report = accuracy.markdown_report(
-        [{**shared, "system": s, "lang": lang, "dev_gain_last_quarter": 1.2} for s, lang in
-         (("en", "de"), ("eat", "de"), ("en", "ar"))]
-        + [{**shared, "system": "concner_teacher", "lang": "de", "english_dev_f1": 75.0, "dev_gain_last_quarter": 1.5}]
+        [{**shared, "system": s, "lang": lang} for s, lang in (("en", "de"), ("eat", "de"), ("en", "ar"))]
+        + [{**shared, "system": "concner_teacher", "lang": "de", "model": "training/de/concner_teacher-n1000-s1"}]
     )
     assert "runs still rising: en de s1 (also the training of eat de s1, en ar s1); concner_teacher de s1." in report
 

@@ -1,5 +1,6 @@
 """Where a model's entities differ from a reference: precision, recall and F1 per type,
-and the most frequent false and missed spans of each type. The reference is the gold
+the most frequent false and missed spans of each type, and how many tokens the false
+spans have (a model that splits names predicts many false one-token spans). The reference is the gold
 entities of the DocBin, or with --against the entities another model predicts on the
 same words (the agreement of a student with its teacher: no labels are read).
 
@@ -26,6 +27,7 @@ class TypeErrors:
     correct: int = 0
     false: Counter = field(default_factory=Counter)  # predicted, not in the reference
     missed: Counter = field(default_factory=Counter)  # in the reference, not predicted
+    false_lengths: Counter = field(default_factory=Counter)  # false spans by their tokens
 
     def scores(self) -> Dict[str, float]:
         predicted, reference = self.correct + sum(self.false.values()), self.correct + sum(self.missed.values())
@@ -50,6 +52,7 @@ def entity_errors(predicted: Iterable[Doc], reference: Iterable[Doc]) -> Dict[st
                     errors_of.correct += 1
                 elif key in spans_p:
                     errors_of.false[spans_p[key]] += 1
+                    errors_of.false_lengths[key[1] - key[0]] += 1
                 else:
                     errors_of.missed[spans_r[key]] += 1
     return errors
@@ -75,13 +78,15 @@ def main(
     figures = {}
     for name in sorted(errors, key=lambda n: (n != "ALL", n)):
         figures[name] = {**errors[name].scores(), "false": errors[name].false.most_common(top),
-                         "missed": errors[name].missed.most_common(top)}
+                         "missed": errors[name].missed.most_common(top),
+                         "false_by_tokens": {n: errors[name].false_lengths[n] for n in sorted(errors[name].false_lengths)}}
         s = figures[name]
         print(f"{name}: P {s['precision']} R {s['recall']} F1 {s['f1']} ({s['predicted']} predicted, {s['reference']} in the reference)")
     for name in [label] if label else [n for n in figures if n != "ALL"]:
         if name not in figures:
             raise typer.BadParameter(f"no {name} entities predicted or in the reference")
-        print(f"{name} false: {figures[name]['false']}\n{name} missed: {figures[name]['missed']}")
+        print(f"{name} false: {figures[name]['false']}\n{name} missed: {figures[name]['missed']}\n"
+              f"{name} false spans by tokens: {figures[name]['false_by_tokens']}")
     if output is not None:
         output.write_text(json.dumps({"model": str(model), "docbin": str(docbin), "against": str(against or "gold"),
                                       "types": figures}, indent=1, ensure_ascii=False) + "\n")

@@ -29,6 +29,7 @@ def test_false_missed_and_scores_per_type_agree_with_spacy():
     assert errors["MISC"].false == {"españoles": 1} and not errors["MISC"].missed
     assert errors["LOC"].correct == 2 and errors["LOC"].false == {"La": 1}
     assert errors["LOC"].missed == {"La Coruña": 1}
+    assert errors["LOC"].false_lengths == {1: 1} and errors["ALL"].false_lengths == {1: 2}
     spacy_scores = get_ner_prf([Example(p, g) for p, g in zip(pred, gold)])
     assert errors["ALL"].scores()["f1"] == round(100 * spacy_scores["ents_f"], 2)
     assert errors["LOC"].scores()["precision"] == round(100 * spacy_scores["ents_per_type"]["LOC"]["p"], 2)

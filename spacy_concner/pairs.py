@@ -77,12 +77,32 @@ def create_paired_corpus(
     match a source sentence by pair key; warns when some do not (they train as
     unpaired examples, without TCL) and fails when fewer than half do
     (MIN_MATCHED_SHARE): the file is then not a view of the source."""
+    return create_paired_corpus_v2(source, translation, None, gold_preproc, max_length, limit)
+
+
+@registry.readers("spacy_concner.PairedCorpus.v2")
+def create_paired_corpus_v2(
+    source: Optional[Path],
+    translation: Optional[Union[Path, List[Path]]] = None,
+    unpaired: Optional[Union[Path, List[Path]]] = None,
+    gold_preproc: bool = False,
+    max_length: int = 0,
+    limit: int = 0,
+) -> Callable[[Language], Iterable[Example]]:
+    """v1, and then the Examples of `unpaired`: a DocBin or a list of them whose Docs are
+    not views of the source (mCL-NER's student: the teacher's pseudo-labelled target
+    sentences beside the source and its views). They train as unpaired examples: with the
+    losses of gold entities, not those of views."""
     if source is None:
         raise config_error(
             "The paired corpus has no source path: set it in the config or on the command "
             "line, e.g. --paths.train corpus/en/train.spacy"
         )
-    return PairedCorpus(source, translation, gold_preproc, max_length, limit)
+    return PairedCorpus(source, translation, gold_preproc, max_length, limit, unpaired)
+
+
+def as_list(paths: Optional[Union[Path, List[Path]]]) -> List[Path]:
+    return paths if isinstance(paths, list) else [paths] if paths else []
 
 
 class PairedCorpus:
@@ -93,12 +113,14 @@ class PairedCorpus:
         gold_preproc: bool,
         max_length: int,
         limit: int,
+        unpaired: Optional[Union[Path, List[Path]]] = None,
     ):
         options = dict(gold_preproc=gold_preproc, max_length=max_length, limit=limit)
         self.source_path = source
         self.source = Corpus(source, **options)
-        self.view_paths = translation if isinstance(translation, list) else [translation] if translation else []
+        self.view_paths = as_list(translation)
         self.views = [Corpus(path, **options) for path in self.view_paths]
+        self.unpaired = [Corpus(path, **options) for path in as_list(unpaired)]
         self.reported: Set[Path] = set()
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
@@ -119,6 +141,8 @@ class PairedCorpus:
                 yield from views.pop(key, [])
         for unmatched in views.values():
             yield from unmatched
+        for corpus in self.unpaired:
+            yield from corpus(nlp)
 
     def check_matches(self, translation: Path, source_keys: set, translations: Dict[Optional[Hashable], List[Example]]) -> None:
         """Say, the first time, how many of a file's translations match a source

@@ -200,3 +200,20 @@ def test_paired_corpus_refuses_a_view_file_of_other_sentences_by_name(tmp_path):
     wrong = keyed_docbin(tmp_path / "test.spacy", [f"test:{i}" for i in range(4)])
     with pytest.raises(ConfigValidationError, match=r"test\.spacy: 0 of 4 translations match"):
         list(PairedCorpus(source, [translation, wrong], False, 0, 0)(spacy.blank("xx")))
+
+
+def test_paired_corpus_v2_adds_unpaired_docs_after_the_groups(tmp_path):
+    """mCL-NER's student: the sample and its views as the teacher has them, then the
+    pseudo-labelled target sentences, which are not views of the sample (no match check)."""
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(3)], "Anna lives here")
+    translation = keyed_docbin(tmp_path / "trans.spacy", [f"train:{i}" for i in range(3)], "Anna wohnt hier")
+    pseudo = keyed_docbin(tmp_path / "distill.spacy", [f"du:{i}" for i in range(4)], "Berta wohnt dort")
+    config = {"corpus": {"@readers": "spacy_concner.PairedCorpus.v2", "source": str(source),
+                         "translation": str(translation), "unpaired": [str(pseudo)]}}
+    examples = list(registry.resolve(config)["corpus"](spacy.blank("xx")))
+    keys = [pair_key(eg) for eg in examples]
+    assert keys == [f"train:{i}" for i in range(3) for _ in range(2)] + [f"du:{i}" for i in range(4)]
+    assert examples[-1].reference.text.strip() == "Berta wohnt dort"
+    v1 = {"corpus": {**config["corpus"], "@readers": "spacy_concner.PairedCorpus.v1"}}
+    del v1["corpus"]["unpaired"]
+    assert [pair_key(eg) for eg in registry.resolve(v1)["corpus"](spacy.blank("xx"))] == keys[:6]

@@ -43,6 +43,9 @@ setup(
             "spacy_concner.TransformerModel.v1 = spacy_concner.architectures:create_transformer_model",
             "spacy_concner.TransformerModel.v2 = spacy_concner.architectures:create_transformer_model_v2",
         ],
+        "thinc_layers": [
+            "spacy_concner.reduce_first_or_zeros.v1 = spacy_concner.pooling:reduce_first_or_zeros",
+        ],
         "spacy_readers": [
             "spacy_concner.PairedCorpus.v1 = spacy_concner.pairs:create_paired_corpus",
             "spacy_concner.PairedCorpus.v2 = spacy_concner.pairs:create_paired_corpus_v2",

@@ -42,7 +42,7 @@ grad_factor = 1.0
 upstream = "*"
 
 [model.tok2vec.pooling]
-@layers = "reduce_first.v1"
+@layers = "spacy_concner.reduce_first_or_zeros.v1"
 """
     )["model"]
 

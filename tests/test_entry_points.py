@@ -19,6 +19,7 @@ REGISTRIES = {
     "spacy_loggers": registry.loggers,
     "thinc_schedules": registry.schedules,
     "thinc_losses": registry.losses,
+    "thinc_layers": registry.layers,
     "spacy_misc": registry.misc,
     "spacy_concner_translators": translators,
 }

@@ -5,7 +5,7 @@ import pytest
 import spacy
 import torch
 from thinc.api import SGD
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, load_model_from_config, resolve_dot_names
@@ -112,6 +112,19 @@ def test_update_with_empty_whitespace_and_long_docs(tiny_bert_dir, paired_docbin
     losses = nlp.update(examples, sgd=nlp.create_optimizer())
     assert numpy.isfinite(losses["concner"]) and losses["concner"] > 0
     assert nlp.update([examples[4]])["concner"] == 0.0  # only an empty Doc: nothing to learn
+
+
+@pytest.mark.parametrize("config", ["concner.cfg", "student.cfg", "mcl_ner.cfg"])
+def test_a_token_without_word_pieces_is_tagged_and_trained_on(tiny_bert_dir, paired_docbins, config):
+    """Regression: a zero-width space as a token of its own (WikiANN zh has them) has no
+    word piece, and the configs' reduce_first.v1 pooling failed the whole batch."""
+    nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, config))
+    doc = Doc(nlp.vocab, words=["Anna", "\u200b", "lives", "in", "Paris", "."])
+    assert len(nlp(doc.copy())) == 6
+    reference = doc.copy()
+    reference.ents = [Span(reference, 0, 1, "PER")]
+    losses = nlp.update(training_examples(nlp)[:2] + [Example(doc, reference)], sgd=nlp.create_optimizer())
+    assert all(numpy.isfinite(value) for value in losses.values())
 
 
 def test_serialization_round_trip(nlp, tmp_path):

@@ -181,13 +181,13 @@ def late_dev_gain(scores: List[float]) -> float:
 
 def rising_runs(records: List[Dict]) -> List[str]:
     """The trainings whose English dev F1 still rose by more than CONVERGED_GAIN in their
-    last quarter, each named once: records of one sample with the same model and curve
-    figures share the training (En on one sample is the model of `en` and `eat` in every
-    one of its languages; records made before `model` was recorded have None)."""
+    last quarter, each named once: records of one sample with the same model share the
+    training (En on one sample is the model of `en` and `eat` in every one of its
+    languages)."""
     runs: Dict[tuple, List[str]] = {}
     for r in records:
         if (r.get("dev_gain_last_quarter") or 0) > CONVERGED_GAIN:
-            key = (r.get("dataset"), r["n_source"], r["seed"], r.get("model"), r["english_dev_f1"], r["dev_gain_last_quarter"])
+            key = (r.get("dataset"), r["n_source"], r["seed"], r["model"])
             runs.setdefault(key, []).append(f"{r['system']} {r['lang']} s{r['seed']}")
     return [names[0] + (f" (also the training of {', '.join(names[1:])})" if names[1:] else "")
             for names in runs.values()]

@@ -1,8 +1,9 @@
 """Where a model's entities differ from a reference: precision, recall and F1 per type,
 the most frequent false and missed spans of each type, and how many tokens the false
-spans have (a model that splits names predicts many false one-token spans). The reference is the gold
-entities of the DocBin, or with --against the entities another model predicts on the
-same words (the agreement of a student with its teacher: no labels are read).
+spans have (a model that splits names predicts many false one-token spans). The
+reference is the gold entities of the DocBin, or with --against the entities another
+model predicts on the same words (the agreement of a student with its teacher: no
+labels are read).
 
     python benchmarks/entity_errors.py training/es/concner-n1000-s3/model-best corpus/es/test.spacy --label MISC
     python benchmarks/entity_errors.py STUDENT corpus/nl/dev.spacy --against TEACHER
@@ -79,7 +80,7 @@ def main(
     for name in sorted(errors, key=lambda n: (n != "ALL", n)):
         figures[name] = {**errors[name].scores(), "false": errors[name].false.most_common(top),
                          "missed": errors[name].missed.most_common(top),
-                         "false_by_tokens": {n: errors[name].false_lengths[n] for n in sorted(errors[name].false_lengths)}}
+                         "false_by_tokens": dict(sorted(errors[name].false_lengths.items()))}
         s = figures[name]
         print(f"{name}: P {s['precision']} R {s['recall']} F1 {s['f1']} ({s['predicted']} predicted, {s['reference']} in the reference)")
     for name in [label] if label else [n for n in figures if n != "ALL"]:

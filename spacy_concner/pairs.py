@@ -102,6 +102,7 @@ def create_paired_corpus_v2(
 
 
 def as_list(paths: Optional[Union[Path, List[Path]]]) -> List[Path]:
+    """A config's path, list of paths or null as a list."""
     return paths if isinstance(paths, list) else [paths] if paths else []
 
 

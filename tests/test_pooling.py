@@ -3,7 +3,7 @@ without word pieces instead of an error."""
 import numpy
 import pytest
 from spacy.util import registry
-from thinc.api import NumpyOps, reduce_first
+from thinc.api import reduce_first
 from thinc.types import Ragged
 
 

@@ -81,10 +81,15 @@ def project_vars(lang: str, n_source: int, seed: int, data_dir: Path) -> Dict:
     }
 
 
+def run_path(runs: Path, variables: Dict, recipe: int = RECIPE) -> Path:
+    """Where the run folder of the vars' English sample is."""
+    return runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}-r{recipe}"
+
+
 def run_dir(runs: Path, variables: Dict) -> Path:
     """The run folder of the vars' English sample: a copy of project.yml and configs/ as
     they were when it was made (later runs in it use that copy), assets/ linked."""
-    folder = runs / f"{variables['source_name']}-n{variables['n_source']}-s{variables['seed']}-r{RECIPE}"
+    folder = run_path(runs, variables)
     folder.mkdir(parents=True, exist_ok=True)
     for name in FROZEN_FILES:
         if not (folder / name).exists():

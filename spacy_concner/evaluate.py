@@ -22,6 +22,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from .checksums import DamagedFileError
+from .decoding import DECODINGS, pipeline_decoding
 from .corpora import words_only
 from .files import DocBinError, atomic_path, read_docbin, write_atomic
 from .loading import PipelineError, load_pipeline
@@ -218,9 +219,10 @@ def write_results(records: List[Dict], output_dir: Path, system: str) -> None:
     write_atomic(md_path, results_table(records))
 
 
-def reusable_records(json_path: Path, model: str) -> Dict[Tuple[str, str], Dict]:
+def reusable_records(json_path: Path, model: str, decoding: Optional[str] = None) -> Dict[Tuple[str, str], Dict]:
     """Records of an earlier run, by (lang, test), written after the last change to the
-    model directory and to their test file; none for an installed package (no mtimes)."""
+    model directory and to their test file, with the same decoding; none for an
+    installed package (no mtimes)."""
     if not json_path.exists() or not Path(model).is_dir():
         return {}
     written = json_path.stat().st_mtime
@@ -230,6 +232,7 @@ def reusable_records(json_path: Path, model: str) -> Dict[Tuple[str, str], Dict]
         (r["lang"], r["test"]): r
         for r in load_records([json_path])
         if r.get("model") == model
+        and r.get("decoding") == decoding
         and Path(r["test"]).is_file()
         and Path(r["test"]).stat().st_mtime < written
     }
@@ -326,11 +329,15 @@ def evaluate_cli(
     resume: bool = typer.Option(
         True, help="Keep the records of --output that are newer than MODEL and their test file"
     ),
+    decoding: Optional[str] = typer.Option(
+        None, "--decoding", help=f"Tag decoding of the concner components ({', '.join(DECODINGS)}) "
+        "[default: the model's own]"
+    ),
 ) -> None:
     """Score MODEL on test files: seqeval entity-level P/R/F1 overall and per type."""
     system = system or default_system(model)
     try:
-        records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume)
+        records = evaluate_model(model, tests, output, system, gpu_id, batch_size, resume, decoding)
     except (EvaluateError, DocBinError, PipelineError, DamagedFileError) as error:
         msg.fail(str(error), exits=1)
     print(results_table(records))
@@ -340,19 +347,24 @@ def evaluate_cli(
 
 def evaluate_model(
     model: str, tests: List[str], output: Optional[Path], system: str,
-    gpu_id: int = -1, batch_size: int = 64, resume: bool = True,
+    gpu_id: int = -1, batch_size: int = 64, resume: bool = True, decoding: Optional[str] = None,
 ) -> List[Dict]:
     """The records of MODEL on the LANG=PATH test files, written to output/SYSTEM.json
-    and .md after each file; records of an earlier run are kept (resume) while MODEL
-    and their test file are unchanged."""
+    and .md after each file; records of an earlier run are kept (resume) while MODEL,
+    their test file and the decoding are unchanged. decoding: that of the model's
+    concner components (spacy_concner.decoding), or None for the model's own."""
     parsed = [parse_test_arg(arg) for arg in tests]
     nlp = load_pipeline(model, gpu_id)
-    kept = reusable_records(result_paths(output, system)[0], model) if output and resume else {}
+    try:
+        decoding = pipeline_decoding(nlp, decoding)
+    except ValueError as error:
+        raise EvaluateError(f"{model}: {error}") from None
+    kept = reusable_records(result_paths(output, system)[0], model, decoding) if output and resume else {}
     records = []
     for lang, path in parsed:
         record = kept.get((lang, str(path)))
         if record is None:
-            record = {**evaluate_file(nlp, lang, path, system, batch_size), "model": model}
+            record = {**evaluate_file(nlp, lang, path, system, batch_size), "model": model, "decoding": decoding}
         else:
             msg.info(f"{system} {lang}: F1 {record['f1']:.2f}, kept from {output}")
         records.append(record)

@@ -11,6 +11,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d, Ints1d
 
+from .decoding import check_decoding, decode_tags
 from .entity_pipe import (
     ASSIGNS, SCORE_WEIGHTS, EntityPipe, default_model, first_pieces, iob2_to_spans, one_tag_per_piece, set_entities,
 )
@@ -39,6 +40,7 @@ DEFAULT_MODEL = default_model("spacy_concner.TokenClassifier.v2")
         "alpha": 0.5,
         "beta": 0.25,
         "lr_scale": 1.0,
+        "decoding": "viterbi",
         "label_loss": {"@losses": "spacy_concner.LabelContrastiveLoss.v1", "temperature": 0.1},
         "translation_loss": {
             "@losses": "spacy_concner.TranslationContrastiveLoss.v1",
@@ -56,6 +58,7 @@ def make_concner(
     alpha: float,
     beta: float,
     lr_scale: float,
+    decoding: str,
     label_loss: Optional[LabelContrastiveLoss],
     translation_loss: Optional[KeyedContrastiveLoss],
     distillation_loss: DistillationLoss,
@@ -67,7 +70,9 @@ def make_concner(
     is TCL, or mCL-NER's multi-view contrast (all views with one pair key attract).
     lr_scale multiplies the optimizer's learn rate for the component's own weights
     (with a transformer listener: the softmax layer, not the shared encoder). A fresh
-    softmax layer learns slowly at a fine-tuning learn rate such as 5e-5."""
+    softmax layer learns slowly at a fine-tuning learn rate such as 5e-5. decoding turns
+    the tag distributions into entities (spacy_concner.decoding): "viterbi", the most
+    likely valid IOB2 sequence, or "greedy", each token's most likely tag."""
     return ConcNER(
         nlp.vocab,
         model,
@@ -75,6 +80,7 @@ def make_concner(
         alpha=alpha,
         beta=beta,
         lr_scale=lr_scale,
+        decoding=decoding,
         label_loss=label_loss,
         translation_loss=translation_loss,
         distillation_loss=distillation_loss,
@@ -87,9 +93,9 @@ class ConcNER(EntityPipe):
 
     The model (spacy_concner.TokenClassifier.v2, or v3 with a projection head) gives
     every token a vector for the contrastive losses and a distribution over the IOB2
-    tags of the component's entity types; prediction takes the most likely tag of each
-    token and writes the entities to `doc.ents`, and with a confidence each to
-    `doc.spans["concner_ents"]` (entity_pipe.ENT_SCORES_KEY). Training
+    tags of the component's entity types; prediction decodes the tags (by default the
+    most likely valid IOB2 sequence) and writes the entities to `doc.ents`, and with a
+    confidence each to `doc.spans["concner_ents"]` (entity_pipe.ENT_SCORES_KEY). Training
     (`update`) minimises ConcnerLoss: cross-entropy and the label and translation
     contrastive losses over Docs with gold entities (pairs of a sentence and its
     translation share a batch and a pair key), and the distillation loss over Docs
@@ -106,6 +112,7 @@ class ConcNER(EntityPipe):
         alpha: float = 0.5,
         beta: float = 0.25,
         lr_scale: float = 1.0,
+        decoding: str = "viterbi",
         label_loss: Optional[LabelContrastiveLoss] = None,
         translation_loss: Optional[KeyedContrastiveLoss] = None,
         distillation_loss: Optional[DistillationLoss] = None,
@@ -114,6 +121,7 @@ class ConcNER(EntityPipe):
         """model: a TokenClassifier. alpha, beta, the losses: the terms of ConcnerLoss;
         the other arguments as EntityPipe's."""
         super().__init__(vocab, model, name, lr_scale, scorer)
+        self.decoding = check_decoding(decoding, name)
         self.loss = ConcnerLoss(
             alpha, beta, label_loss, translation_loss, distillation_loss or DistillationLoss()
         )
@@ -132,18 +140,15 @@ class ConcNER(EntityPipe):
         return probs
 
     def set_annotations(self, docs: Iterable[Doc], probs: List[Floats2d]) -> None:
-        """doc.ents from each token's most likely tag, each entity with its confidence
-        (entity_pipe.set_entities): the lowest probability of its tokens' tags. A token
-        that continues its word piece's previous token takes that token's decision
-        (one_tag_per_piece), so it counts with the probability of its own most likely
-        tag, not of the tag the rule gives it."""
-        tags = self.tags
+        """doc.ents from the decoded tags (self.decoding), each entity with its
+        confidence (entity_pipe.set_entities): the lowest probability of its tokens'
+        decoded tags. A token that continues its word piece's previous token takes that
+        token's decision (one_tag_per_piece), so it counts with the probability of its
+        own decoded tag, not of the tag the rule gives it."""
         for doc, doc_probs in zip(docs, probs):
-            doc_probs = self.model.ops.to_numpy(doc_probs)
-            tag_ids, best = doc_probs.argmax(axis=1), doc_probs.max(axis=1).tolist()
-            doc_tags = one_tag_per_piece([tags[i] for i in tag_ids], first_pieces(doc))
-            found = iob2_to_spans(doc_tags)
-            set_entities(doc, found, [min(best[start:end]) for start, end, _ in found])
+            decoded, scores = decode_tags(self.model.ops.to_numpy(doc_probs), self.tags, self.decoding)
+            found = iob2_to_spans(one_tag_per_piece(decoded, first_pieces(doc)))
+            set_entities(doc, found, [min(scores[start:end]) for start, end, _ in found])
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[List[Floats2d], List[Floats2d]]

@@ -32,6 +32,20 @@ def needs_apertium_mode(pair: str):
     return pytest.mark.skipif(not installed, reason="apt-get install apertium apertium-eng-spa")
 
 
+def benchmark_module(name: str):
+    """benchmarks/NAME.py as a module (the folder on sys.path for its sibling modules)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def said(result) -> str:
     """A CLI run's output with whitespace runs as one space: wasabi wraps long messages."""
     return " ".join(result.output.split())

@@ -2,10 +2,8 @@
 benchmarks/accuracy.py agrees with it."""
 import contextlib
 import fcntl
-import importlib.util
 import json
 import shlex
-import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +15,8 @@ from spacy.util import load_config
 from weasel.util import load_project_config
 
 from spacy_concner.cli import app as concner_app
+
+from conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_OVERRIDES = {"vars.data_dir": "/data", "vars.data_ext": ".gz"}
@@ -36,11 +36,7 @@ def commands(project):
 
 @pytest.fixture(scope="module")
 def accuracy():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling modules
-    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("accuracy")
 
 
 def script_lines(commands):

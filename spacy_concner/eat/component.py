@@ -8,6 +8,7 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenList, minibatch
 
+from ..decoding import pipeline_decoding
 from ..loading import load_pipeline
 from .alignment import AlignedText, token_sources
 from .projection import project_entities
@@ -53,6 +54,15 @@ class EntityAlignedTranslation(Pipe):
         if self._english is None:
             self._english = load_pipeline(self.english_source)
         return self._english
+
+    @property
+    def decoding(self) -> Optional[str]:
+        """The tag decoding of the English pipeline (spacy_concner.decoding)."""
+        return pipeline_decoding(self.english)
+
+    @decoding.setter
+    def decoding(self, decoding: str) -> None:
+        pipeline_decoding(self.english, decoding)
 
     def __call__(self, doc: Doc) -> Doc:
         self.annotate([doc])

@@ -93,9 +93,11 @@ def markdown(records: List[Dict]) -> str:
              r["greedy"]["split"], r["viterbi"]["split"]] for r in records]
     groups: Dict = {}
     for r in records:
-        groups.setdefault((r["system"], r["lang"]), []).append(r["viterbi"]["f1"] - r["greedy"]["f1"])
-    means = [[system, lang, len(gains), f"{statistics.mean(gains):+.2f}", f"{min(gains):+.2f}", f"{max(gains):+.2f}"]
-             for (system, lang), gains in sorted(groups.items())]
+        groups.setdefault((r["system"], r["lang"]), []).append(r)
+    means = [[system, lang, len(group), mean_std([r["greedy"]["f1"] for r in group]),
+              mean_std([r["viterbi"]["f1"] for r in group]),
+              *(f"{f(r['viterbi']['f1'] - r['greedy']['f1'] for r in group):+.2f}" for f in (statistics.mean, min, max))]
+             for (system, lang), group in sorted(groups.items())]
     return "\n".join([
         "# Decoding: greedy against Viterbi",
         "",
@@ -106,14 +108,21 @@ def markdown(records: List[Dict]) -> str:
         "entities of two or more tokens with two or more predicted entities inside. Written by "
         "benchmarks/decoding.py.",
         "",
-        "## Mean gain of Viterbi per system and language",
+        "    python benchmarks/decoding.py --runs runs --langs LANGS --systems SYSTEMS --seeds SEEDS",
         "",
-        markdown_table(["system", "lang", "seeds", "mean", "min", "max"], means, "lllrrr"),
+        "## Per system and language (mean ± std over seeds)",
+        "",
+        markdown_table(["system", "lang", "seeds", "greedy F1", "Viterbi F1", "gain (mean)", "min", "max"], means,
+                       "lllrrrrr"),
         "## Records",
         "",
         markdown_table(["system", "lang", "seed", "record F1", "greedy F1", "Viterbi F1", "gain",
                         "gold 2+ tokens", "split (greedy)", "split (Viterbi)"], rows, "lllrrrrrrr"),
     ])
+
+
+def mean_std(values: List[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
 def main(
@@ -147,6 +156,8 @@ def main(
         done.append(result)
         done.sort(key=lambda r: (r["lang"], r["system"], r["seed"]))
         write_atomic(out, json.dumps(done, indent=1) + "\n")
+        write_atomic(results / "decoding.md", markdown(done) + "\n")
+    if done:
         write_atomic(results / "decoding.md", markdown(done) + "\n")
 
 

@@ -12,7 +12,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
-DECODINGS = ("viterbi", "greedy")
 _LOG_FLOOR = 1e-12  # log(0) would make every path through a zero-probability tag -inf
 
 
@@ -27,8 +26,13 @@ def decode_tags(probs: numpy.ndarray, tags: Sequence[str], decoding: str) -> Tup
     """The tag of each token (rows of probs; columns are tags) and its probability."""
     if len(probs) == 0:
         return [], []
-    ids = probs.argmax(axis=1) if decoding == "greedy" else viterbi_ids(probs, tuple(tags))
+    ids = DECODERS[check_decoding(decoding, "decode_tags")](probs, tuple(tags))
     return [tags[i] for i in ids], probs[numpy.arange(len(probs)), ids].tolist()
+
+
+def greedy_ids(probs: numpy.ndarray, tags: Tuple[str, ...]) -> numpy.ndarray:
+    """The column id of each token's most likely tag."""
+    return probs.argmax(axis=1)
 
 
 def viterbi_ids(probs: numpy.ndarray, tags: Tuple[str, ...]) -> numpy.ndarray:
@@ -56,6 +60,10 @@ def _transitions(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     continues = numpy.array([[tags[i] != "O" and types[i] == types[j] for j in range(len(tags))] for i in range(len(tags))])
     allowed = numpy.where(~is_inside[None, :] | continues, 0.0, -numpy.inf)
     return allowed, ~is_inside
+
+
+DECODERS = {"viterbi": viterbi_ids, "greedy": greedy_ids}
+DECODINGS = tuple(DECODERS)
 
 
 def pipeline_decoding(nlp, decoding: Optional[str] = None) -> Optional[str]:

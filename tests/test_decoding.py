@@ -118,3 +118,11 @@ def test_evaluate_records_the_decoding_and_resumes_only_with_the_same(tiny_bert_
     assert run("--decoding", "greedy") == (False, "greedy")
     result = CliRunner().invoke(app, ["evaluate", str(model), f"nl={test}", "--decoding", "best"])
     assert result.exit_code == 1 and "decoding must be one of" in result.output
+
+
+def test_an_unknown_decoding_set_after_construction_is_refused():
+    nlp, concner = concner_nlp()
+    concner.decoding = "best"
+    doc = Doc(nlp.vocab, words=["Vlaams", "Blok"])
+    with pytest.raises(ValueError, match="decoding must be one of viterbi, greedy, not 'best'"):
+        concner.set_annotations([doc], [numpy.full((2, len(TAGS)), 0.2, dtype="float32")])

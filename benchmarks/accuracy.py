@@ -218,7 +218,8 @@ def locked(path: Path, waiting: str = "") -> Iterator[None]:
         yield
 
 
-def _mean_std(values: List[float]) -> str:
+def mean_std(values: List[float]) -> str:
+    """'mean ± std' of F1 figures, or the one figure."""
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
@@ -247,7 +248,7 @@ def f1_table(records: List[Dict], paper: bool = True) -> List[str]:
     head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
     lines = ["| system | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
     for system in systems:
-        cells = [_mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
+        cells = [mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("| concner - en (same seeds) | " + " | ".join(gain(c) for c in columns) + " |")
     for system, by_lang in (TARGETS["paper"].items() if paper else ()):
@@ -323,7 +324,8 @@ def recollect_records(table: "Results", runs: Path, data_dir: Path) -> None:
         print(f"=== {old['system']} {old['lang']} seed {old['seed']}: recollected", flush=True)
 
 
-def _split(option: str) -> List[str]:
+def split_option(option: str) -> List[str]:
+    """The items of a comma-separated option."""
     return [item.strip() for item in option.split(",") if item.strip()]
 
 
@@ -345,14 +347,14 @@ def main(
     """Run the accuracy benchmark; resumes from --results and the run folders."""
     if recollect:
         return recollect_records(Results(results), runs, data_dir)
-    unknown = [lang for lang in _split(langs) if lang not in TARGETS["targets"]]
-    wrong = [s for s in _split(systems) if s not in ALL_SYSTEMS]
+    unknown = [lang for lang in split_option(langs) if lang not in TARGETS["targets"]]
+    wrong = [s for s in split_option(systems) if s not in ALL_SYSTEMS]
     if unknown or wrong:
         raise typer.BadParameter(f"unknown languages {unknown} or systems {wrong}")
     table = Results(results)
-    for seed in [int(s) for s in _split(seeds)]:
-        for lang in _split(langs):
-            asked = _split(systems) + (TARGETS["ablations"] if lang in _split(ablation_langs) else [])
+    for seed in [int(s) for s in split_option(seeds)]:
+        for lang in split_option(langs):
+            asked = split_option(systems) + (TARGETS["ablations"] if lang in split_option(ablation_langs) else [])
             run_language(table, lang, asked, n_source, seed, data_dir, runs, threads)
     print(f"Results: {table.json_path}")
 

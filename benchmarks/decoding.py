@@ -9,29 +9,30 @@ model-best of the record's training folder, in its accuracy.py run folder, predi
 tag distributions of the run folder's target test set once, in evaluate's batches; each
 decoding (spacy_concner.decoding) turns them into entities, scored as `evaluate` scores
 (seqeval). The greedy F1 must be the record's own (the same model and test set were
-read), or the result is not kept. Also counted: the gold entities of two or more tokens, and how many of them
-a decoding splits into two or more predicted entities inside their span (the type flip
-B-LOC I-ORG that greedy decoding reads as two entities).
+read), or the result is not kept. Also counted: the gold entities of two or more
+tokens, and how many of them a decoding splits into two or more predicted entities
+inside their span (the type flip B-LOC I-ORG that greedy decoding reads as two
+entities).
 
 Writes to --results: decoding.json (one record per accuracy record, written after each;
-a rerun skips the records it has) and decoding.md (the records and the mean gain per
-system and language).
+a rerun skips the records it has) and, at the end, decoding.md from all of decoding.json
+(the records and the mean gain per system and language).
 """
 import json
 import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import spacy
 import torch
 import typer
 
-from accuracy import RECIPE, TARGETS, read_json, run_path
+from accuracy import RECIPE, RECORD_KEY, TARGETS, mean_std, read_json, run_path, split_option
 from spacy_concner.corpora import words_only
 from spacy_concner.decoding import DECODINGS
 from spacy_concner.entity_pipe import iob2_to_spans
 from spacy_concner.evaluate import iob2_tags, pipe_by_length, score_tags
 from spacy_concner.files import read_docbin, write_atomic
+from spacy_concner.loading import load_pipeline
 from spacy_concner.pipeline import ConcNER
 from spacy_concner.tables import markdown_table
 
@@ -69,7 +70,7 @@ def measure(record: Dict, runs: Path) -> Optional[Dict]:
     source = TARGETS["targets"][record["lang"]]["source_name"]
     folder = run_path(runs, {"source_name": source, **record}, record["recipe"])
     model = folder / record["model"] / "model-best"
-    nlp = spacy.load(model)
+    nlp = load_pipeline(str(model))
     names = [name for name, pipe in nlp.pipeline if isinstance(pipe, ConcNER)]
     if len(names) != 1:
         return None
@@ -121,10 +122,6 @@ def markdown(records: List[Dict]) -> str:
     ])
 
 
-def mean_std(values: List[float]) -> str:
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
-
-
 def main(
     runs: Path = typer.Option(..., help="accuracy.py's folder of run folders"),
     systems: str = typer.Option("en,concner_teacher,concner", help="Systems, comma separated"),
@@ -138,11 +135,10 @@ def main(
     torch.set_num_threads(threads)
     out = results / "decoding.json"
     done = read_json(out)
-    key = lambda r: (r["recipe"], r["system"], r["lang"], r["n_source"], r["seed"])  # noqa: E731
-    have = {key(r) for r in done}
+    have = {tuple(r[k] for k in RECORD_KEY) for r in done}
     asked = [r for r in read_json(results / "accuracy.json")
-             if r["recipe"] == recipe and r["system"] in systems.split(",") and r["lang"] in langs.split(",")
-             and str(r["seed"]) in seeds.split(",") and key(r) not in have]
+             if r["recipe"] == recipe and r["system"] in split_option(systems) and r["lang"] in split_option(langs)
+             and str(r["seed"]) in split_option(seeds) and tuple(r[k] for k in RECORD_KEY) not in have]
     for i, record in enumerate(asked, 1):
         typer.echo(f"=== {i}/{len(asked)}: {record['system']} {record['lang']} seed {record['seed']}")
         result = measure(record, runs)
@@ -155,8 +151,7 @@ def main(
             continue
         done.append(result)
         done.sort(key=lambda r: (r["lang"], r["system"], r["seed"]))
-        write_atomic(out, json.dumps(done, indent=1) + "\n")
-        write_atomic(results / "decoding.md", markdown(done) + "\n")
+        write_atomic(out, json.dumps(done, indent=1) + "\n")  # after each: a rerun resumes from it
     if done:
         write_atomic(results / "decoding.md", markdown(done) + "\n")
 

@@ -56,8 +56,9 @@ def viterbi_ids(probs: numpy.ndarray, tags: Tuple[str, ...]) -> numpy.ndarray:
 def _transitions(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """0 where tag j may follow tag i and -inf where not; which tags may start a sentence."""
     is_inside = numpy.array([tag.startswith("I-") for tag in tags])
-    types = [tag[2:] for tag in tags]
-    continues = numpy.array([[tags[i] != "O" and types[i] == types[j] for j in range(len(tags))] for i in range(len(tags))])
+    is_entity = numpy.array([tag != "O" for tag in tags])
+    types = numpy.array([tag[2:] for tag in tags])
+    continues = is_entity[:, None] & (types[:, None] == types[None, :])
     allowed = numpy.where(~is_inside[None, :] | continues, 0.0, -numpy.inf)
     return allowed, ~is_inside
 

@@ -10,8 +10,9 @@ torch.set_num_threads), on the first --sentences Docs of the test DocBin. NAME=M
 loads a transformer student with its encoder's Linear layers in int8, as a user does with
 spacy.load(MODEL, config={"components.transformer.model.quantize": True}),
 NAME=MODEL:bf16 with its encoder under bfloat16 autocast (TransformerModel.v3 with
-bfloat16 = true) and NAME=MODEL:fp32 without: the rows of one trained pipeline need no
-copy of its folder.
+bfloat16 = true) and NAME=MODEL:fp32 without; NAME=MODEL:greedy and :viterbi set the
+concner component's decoding (after a precision suffix: MODEL:int8:greedy). The rows of
+one trained pipeline need no copy of its folder; each record says its decoding.
 
 - pipeline: nlp.pipe over the Docs rebuilt from their words (the test set's tokens, so
   that F1 is on them: spaCy's tokenizer is not timed), in the file's order, not sorted by
@@ -64,6 +65,7 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int,
     """The record of one pipeline on one thread count; runs in a child process."""
     import torch
 
+    from spacy_concner.decoding import pipeline_decoding
     from spacy_concner.evaluate import evaluate_docs, read_gold_docs
 
     torch.set_num_threads(threads)
@@ -82,6 +84,8 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int,
         "model": model,
         "threads": torch.get_num_threads(),
         "pipes": nlp.pipe_names,
+        # how the entities are read from the tag distributions (concner, or eat's English pipeline)
+        "decoding": pipeline_decoding(nlp),
         **encoder_description(transformer),
         "n_sents": len(gold),
         "n_words": best["n_words"],
@@ -97,8 +101,17 @@ def measure(name: str, model: str, threads: int, test: Path, sentences: int,
     }
 
 
+def split_decoding(model: str) -> Tuple[str, Optional[str]]:
+    """MODEL without its :greedy or :viterbi suffix, and that decoding (None without)."""
+    from spacy_concner.decoding import DECODINGS
+
+    name = model.rsplit(":", 1)[-1]
+    return (model[: -len(name) - 1], name) if ":" in model and name in DECODINGS else (model, None)
+
+
 def split_precision(model: str) -> Tuple[str, Dict]:
-    """MODEL without its :int8, :bf16 or :fp32 suffix, and the config overrides of the suffix."""
+    """MODEL without its suffixes, and the config overrides of its :int8, :bf16 or :fp32."""
+    model = split_decoding(model)[0]
     for suffix, overrides in PRECISIONS.items():
         if model.endswith(suffix):
             return model[: -len(suffix)], overrides
@@ -106,11 +119,15 @@ def split_precision(model: str) -> Tuple[str, Dict]:
 
 
 def load(model: str):
-    """The pipeline of MODEL, with the encoder settings of its suffix (PRECISIONS)."""
+    """The pipeline of MODEL, with the encoder settings (PRECISIONS) and the decoding of
+    its suffixes."""
+    from spacy_concner.decoding import pipeline_decoding
     from spacy_concner.loading import load_pipeline
 
     folder, overrides = split_precision(model)
-    return load_pipeline(folder, config=overrides)
+    nlp = load_pipeline(folder, config=overrides)
+    pipeline_decoding(nlp, split_decoding(model)[1])
+    return nlp
 
 
 def check_precision(model: str) -> None:
@@ -127,7 +144,7 @@ def check_precision(model: str) -> None:
         return
     encoder = encoder_section(load_config(folder / "config.cfg", interpolate=False))
     if encoder.get("@architectures") not in CONCNER_ENCODERS:
-        raise typer.BadParameter(f"{model}: {model.rsplit(':', 1)[1]} needs a transformer student "
+        raise typer.BadParameter(f"{model}: {split_decoding(model)[0].rsplit(':', 1)[1]} needs a transformer student "
                                  f"({' or '.join(CONCNER_ENCODERS)}), this pipeline's encoder is "
                                  f"{encoder.get('@architectures') or 'none'}")
 
@@ -227,9 +244,9 @@ def markdown(records: List[Dict]) -> str:
         "",
         *(f"    {command}" for command in commands),
         "",
-        "| pipeline | threads | batch | encoder | words/s | encoder words/s | pipeline / encoder | F1 "
+        "| pipeline | threads | batch | encoder | decoding | words/s | encoder words/s | pipeline / encoder | F1 "
         "| teacher | % of teacher | P | R | tokenizer words/s | sentences | words | load avg |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in sorted(records, key=lambda r: (r["threads"], r["pipeline"], r["batch_size"])):
         encoder = "none" if r["encoder_layers"] is None else f"{r['encoder_layers']} layers, {precision(r)}"
@@ -237,12 +254,21 @@ def markdown(records: List[Dict]) -> str:
         teacher_f1 = f1.get((teacher, r["threads"]))
         share = f"{100 * r['f1'] / teacher_f1:.1f}" if teacher_f1 else "–"
         lines.append(" | ".join([
-            f"| {r['pipeline']}", str(r["threads"]), str(r["batch_size"]), encoder, f"{r['words_per_second']:,.0f}",
+            f"| {r['pipeline']}", str(r["threads"]), str(r["batch_size"]), encoder, decoding_of(r),
+            f"{r['words_per_second']:,.0f}",
             _optional(r["encoder_words_per_second"], "{:,.0f}"), _optional(r["pipeline_to_encoder"], "{:.2f}"),
             f"{r['f1']:.2f}", teacher, share, f"{r['precision']:.2f}", f"{r['recall']:.2f}",
             f"{r['tokenizer_words_per_second']:,.0f}", str(r["n_sents"]), str(r["n_words"]), f"{r['load_avg_1min']} |",
         ]))
     return "\n".join(lines) + "\n"
+
+
+def decoding_of(record: Dict) -> str:
+    """The record's decoding; records made before the components had a choice decoded
+    greedily."""
+    if "decoding" not in record:
+        return "greedy" if {"concner", "eat"} & set(record.get("pipes", [])) else "–"
+    return record["decoding"] or "–"
 
 
 def precision(record: Dict) -> str:
@@ -255,7 +281,8 @@ def _optional(value: Optional[float], fmt: str) -> str:
 
 def main(
     pipelines: str = typer.Option("", help="NAME=MODEL,...: pipeline folders or installed packages; "
-                                  "MODEL:int8, :bf16 or :fp32 runs a transformer student's encoder in int8, bfloat16 or float32"),
+                                  "MODEL:int8, :bf16 or :fp32 runs a transformer student's encoder in int8, bfloat16 or float32; "
+                                  "a last :greedy or :viterbi sets its decoding"),
     test: Path = typer.Option(Path("corpus/de/test.spacy"), help="DocBin with gold entities"),
     sentences: int = typer.Option(1000, min=1, help="The first N Docs of --test"),
     threads: str = typer.Option("1,2", help="Thread counts, comma separated"),

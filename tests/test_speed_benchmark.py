@@ -55,6 +55,7 @@ def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tm
         assert record["words_per_second"] > 0 and record["tokenizer_words_per_second"] > 0
         assert 0 <= record["f1"] <= 100
     assert student["pipes"] == ["transformer", "concner"] and student["f1"] > 50
+    assert (student["decoding"], cnn["decoding"]) == ("viterbi", None)
     assert (student["encoder_layers"], student["int8"]) == (2, True)
     assert student["encoder_words_per_second"] > 0
     # the ratio is of the unrounded speeds; the record keeps them to 0.1 word/s
@@ -63,8 +64,8 @@ def test_speed_records_pipelines_encoders_and_f1(teacher_dir, paired_docbins, tm
     assert (cnn["encoder_layers"], cnn["int8"], cnn["encoder_words_per_second"]) == (None, None, None)
     report = (results / "speed.md").read_text()
     assert "python benchmarks/speed.py --pipelines student=" in report
-    assert "| student | 1 | 8 | 2 layers, int8 |" in report and "| student | 100.0 |" in report
-    assert "| cnn | 1 | 8 | none |" in report
+    assert "| student | 1 | 8 | 2 layers, int8 | viterbi |" in report and "| student | 100.0 |" in report
+    assert "| cnn | 1 | 8 | none | – |" in report
     assert records["cnn"]["teacher"] == "student"
 
 
@@ -152,3 +153,15 @@ def test_a_model_ending_in_bf16_or_fp32_runs_its_encoder_so(teacher_dir, paired_
     fp32 = speed.load(f"{teacher_dir}:fp32")  # its config says bfloat16 = true
     fp32(Doc(fp32.vocab, words=words))
     assert speed.encoder_description(speed.transformer_model(fp32)) == {"encoder_layers": 2, "int8": False, "bfloat16": False}
+
+
+def test_a_model_ending_in_a_decoding_is_loaded_with_it(teacher_dir):
+    """MODEL:greedy and MODEL:int8:greedy set the concner component's decoding; records
+    made before the components had a choice show greedy."""
+    speed = speed_module()
+    assert speed.load(f"{teacher_dir}:greedy").get_pipe("concner").decoding == "greedy"
+    assert speed.split_precision(f"{teacher_dir}:int8:greedy") == (str(teacher_dir), speed.PRECISIONS[":int8"])
+    assert speed.split_decoding(f"{teacher_dir}:int8:viterbi") == (f"{teacher_dir}:int8", "viterbi")
+    assert speed.split_decoding(str(teacher_dir)) == (str(teacher_dir), None)
+    assert speed.decoding_of({"pipes": ["transformer", "concner"]}) == "greedy"
+    assert speed.decoding_of({"pipes": ["tok2vec", "ner"]}) == "–"

@@ -136,22 +136,31 @@ def join_cjk_components(model: str) -> List[str]:
             if component.get("model", {}).get("@architectures") == TRANSFORMER_V2]
 
 
-def load_model(model: str, join_cjk: bool = True):
-    """The pipeline, with join_cjk = false set on its TransformerModel.v2 encoders if asked."""
+def load_model(model: str, join_cjk: bool = True, decoding: Optional[str] = None):
+    """The pipeline, with join_cjk = false set on its TransformerModel.v2 encoders if asked,
+    and its components' decoding set if given."""
     import spacy
 
+    from spacy_concner.decoding import pipeline_decoding
     from spacy_concner.loading import load_pipeline
 
     if join_cjk:
-        return load_pipeline(model)
-    overrides = {f"components.{name}.model.join_cjk": False for name in join_cjk_components(model)}
-    return spacy.load(model, config=overrides)
+        nlp = load_pipeline(model)
+    else:
+        overrides = {f"components.{name}.model.join_cjk": False for name in join_cjk_components(model)}
+        nlp = spacy.load(model, config=overrides)
+    try:
+        pipeline_decoding(nlp, decoding)
+    except ValueError as error:  # a pipeline without a tag-decoding component, an unknown decoding
+        raise MatrixError(f"{model}: {error}") from None
+    return nlp
 
 
 def score_language(nlp, name: str, lang: str, test: Path, data_dir: Path, sentences: int,
                    batch_size: int, description: str) -> Dict:
     """The record of a model on the first `sentences` sentences of one test file."""
     from spacy_concner.corpora import read_docs
+    from spacy_concner.decoding import pipeline_decoding
     from spacy_concner.evaluate import evaluate_docs
 
     docs = read_docs(test, nlp.vocab, "wikiann", max_sents=sentences)
@@ -160,6 +169,9 @@ def score_language(nlp, name: str, lang: str, test: Path, data_dir: Path, senten
     return {
         "model": name,
         "description": description,
+        # how its components read entities from tag distributions (None: no such component);
+        # records without the key were made before the choice existed, with greedy decoding
+        "decoding": pipeline_decoding(nlp),
         "lang": lang,
         "script": script,
         "test": test.relative_to(data_dir).as_posix(),
@@ -207,6 +219,7 @@ def run_matrix(
     descriptions: Optional[Dict[str, str]] = None,
     batch_size: int = 64,
     echo: Callable[[str], None] = print,
+    decoding: Optional[str] = None,
 ) -> List[Dict]:
     """Score each model on each language not yet recorded for the same --sentences;
     wikiann_matrix.json is written after each language. Returns all its records."""
@@ -229,7 +242,7 @@ def run_matrix(
         nonlocal records, n_scored, n_words
         if (model, join_cjk) not in loaded:
             echo(f"Loading {name}{'' if join_cjk else JOIN_CJK_OFF}")
-            loaded[model, join_cjk] = load_model(model, join_cjk)
+            loaded[model, join_cjk] = load_model(model, join_cjk, decoding)
         record_name = name if join_cjk else name + JOIN_CJK_OFF
         description = descriptions.get(name, name)
         if not join_cjk:
@@ -366,6 +379,8 @@ def reproduce_commands(records: List[Dict]) -> List[str]:
             command += f" --langs {','.join(langs)}"
         if compare:
             command += " --compare-join-cjk"
+        if own[0].get("decoding"):
+            command += f" --decoding {own[0]['decoding']}"
         if description and description != model:
             command += " --describe " + _quoted(f"{model}={description}")
         commands.append(command)
@@ -459,6 +474,8 @@ def main(
     describe: List[str] = typer.Option([], help="NAME=TEXT: what the model NAME is, for the report [default: NAME]"),
     batch_size: int = typer.Option(64, min=1, help="Docs per nlp.pipe batch"),
     threads: int = typer.Option(1, min=1, help="torch threads"),
+    decoding: Optional[str] = typer.Option(None, help="greedy or viterbi: how the models' components "
+                                           "read entities from tag distributions [default: each model's own]"),
 ) -> None:
     """Score pipelines zero-shot on the WikiANN test set of every language, grouped by script."""
     import torch
@@ -476,7 +493,7 @@ def main(
         if unknown:
             raise MatrixError(f"--describe names {', '.join(unknown)}, not in --models")
         records = run_matrix(parsed, data_dir, results, sentences, [x for x in langs.split(",") if x],
-                             compare_join_cjk, descriptions, batch_size)
+                             compare_join_cjk, descriptions, batch_size, decoding=decoding)
     except (MatrixError, CorpusError, PipelineError, DamagedFileError) as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)

@@ -169,3 +169,19 @@ def test_join_cjk_off_on_han_and_kana_only(matrix, data_dir, transformer_dir, tm
     assert records[2]["description"] == "tiny; loaded with join_cjk = false"
     assert (results / "wikiann_matrix.png").stat().st_size > 0
     assert "--compare-join-cjk" in (results / "wikiann_matrix.md").read_text(encoding="utf8")
+
+
+def test_a_decoding_is_set_on_the_models_and_recorded(matrix, data_dir, ruler_dir, teacher_dir, tmp_path):
+    """--decoding sets the concner component's decoding; each record says the decoding it
+    was scored with and the report's command repeats it. A pipeline that decodes no tags
+    is refused with the model's name."""
+    results = tmp_path / "results"
+    records = matrix.run_matrix([("teacher", str(teacher_dir))], data_dir, results, sentences=2, langs=["en"],
+                                echo=lambda line: None, decoding="greedy")
+    assert [(r["model"], r["decoding"]) for r in records] == [("teacher", "greedy")]
+    assert "--models teacher=MODEL --sentences 2 --decoding greedy" in matrix.markdown(records)
+    default = matrix.run_matrix([("ruler", str(ruler_dir))], data_dir, results, sentences=2, langs=["en"],
+                                echo=lambda line: None)
+    assert next(r for r in default if r["model"] == "ruler")["decoding"] is None
+    with pytest.raises(matrix.MatrixError, match=f"{ruler_dir}: no component"):
+        matrix.load_model(str(ruler_dir), decoding="viterbi")

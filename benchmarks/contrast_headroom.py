@@ -9,7 +9,7 @@ how much of what the losses ask for the encoder already does.
     python benchmarks/contrast_headroom.py corpus/conll2003-en/train-n1000-s1.spacy \\
         corpus/es/trans-n1000-s1.spacy en=training/conll2003-en/en-n1000-s1/model-best \\
         teacher=training/es/concner_teacher-n1000-s1/model-best \\
-        --encoder assets/encoders/e5-small --output benchmarks/results/contrast_headroom.json
+        --encoder assets/encoders/e5-small --output benchmarks/results/contrast_headroom/es-s1.json
 
 Writes the JSON and a Markdown table beside it (.md); the values are means over batches.
 """
@@ -61,14 +61,10 @@ def batch_measures(nlp, batch: List[Example]) -> Dict[str, float]:
     keys = [pair_key(eg) for eg in batch]
     lengths = [len(doc) for doc in docs]
     flat = numpy.concatenate(vectors)
-    index = {tag: i for i, tag in enumerate(concner.tags)}
-    gold = numpy.asarray([index.get(tag, -1) for eg in batch for tag in concner.aligned_tags(eg)], dtype="i")
+    gold = numpy.concatenate([concner.gold_tag_ids(eg) for eg in batch])
+    labelled = gold >= 0
     _, tcl = sentence_contrast(TranslationContrastiveLoss(TEMPERATURE), flat, lengths, list(range(len(docs))), keys)
-    _, lcl = LabelContrastiveLoss(TEMPERATURE)(flat[gold >= 0], gold[gold >= 0])
-    # LCL's floor: each token's loss is at least log(its positives), reached when the
-    # tokens of a tag coincide and the other tags are far (cf. supervised_contrastive)
-    counts = numpy.bincount(gold[gold >= 0])
-    counts = counts[counts >= 2]
+    _, lcl = LabelContrastiveLoss(TEMPERATURE)(flat[labelled], gold[labelled])
     sentences = numpy.stack([v.mean(axis=0) for v in vectors])
     sentences /= numpy.linalg.norm(sentences, axis=1, keepdims=True)
     similarity = sentences @ sentences.T
@@ -76,7 +72,17 @@ def batch_measures(nlp, batch: List[Example]) -> Dict[str, float]:
     partners = numpy.asarray(partner_rows(keys))
     paired = partners >= 0
     hits = similarity.argmax(axis=1)[paired] == partners[paired]
-    return {"tcl": float(tcl), "lcl": float(lcl), "lcl_floor": float((counts * numpy.log(counts - 1)).sum() / counts.sum()), "hits": int(hits.sum()), "paired": int(paired.sum()), "docs": len(docs)}
+    return {"tcl": float(tcl), "lcl": float(lcl), "lcl_floor": lcl_floor(gold[labelled]),
+            "hits": int(hits.sum()), "paired": int(paired.sum()), "docs": len(docs)}
+
+
+def lcl_floor(labels: numpy.ndarray) -> float:
+    """LCL's lowest value for these labels: each token's loss is at least the log of its
+    positives, reached when the tokens of a label coincide and the other labels are far
+    (supervised_contrastive); the mean over the tokens that have a positive."""
+    counts = numpy.bincount(labels)
+    counts = counts[counts >= 2]
+    return float((counts * numpy.log(counts - 1)).sum() / counts.sum())
 
 
 def measure(name: str, nlp, batches: List[List[Example]]) -> Dict:

@@ -157,7 +157,7 @@ class ConcNER(EntityPipe):
         gold entities or soft targets; the gradient w.r.t. the vectors and the logits."""
         examples = list(examples)
         soft = [self._soft_targets(eg) for eg in examples]
-        gold = [self._gold_tag_ids(eg) if s is None else None for eg, s in zip(examples, soft)]
+        gold = [self.gold_tag_ids(eg) if s is None else None for eg, s in zip(examples, soft)]
         targets = Targets(gold, soft, [pair_key(eg) for eg in examples])
         d_scores, loss = self.loss(*scores, targets)
         if numpy.isnan(loss):
@@ -172,7 +172,7 @@ class ConcNER(EntityPipe):
         d_student, value = self.loss.distillation_loss(student_scores, teacher_scores)
         return value, d_student
 
-    def _gold_tag_ids(self, eg: Example) -> Optional[Ints1d]:
+    def gold_tag_ids(self, eg: Example) -> Optional[Ints1d]:
         """IOB2 tag index per predicted token, MISSING where the gold is unknown;
         None when the reference has no entity annotation at all."""
         tags = self.aligned_tags(eg)

@@ -154,7 +154,7 @@ def loss_parts(nlp, examples):
 def test_loss_is_alpha_ce_plus_beta_contrastive(nlp, paired_docbins):
     examples = training_examples(nlp)[:8]
     concner, (vectors, probs), (loss, (d_vectors, d_logits)) = loss_parts(nlp, examples)
-    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    gold = [concner.gold_tag_ids(eg) for eg in examples]
     _, ce = concner.loss.cross_entropy(probs, gold)
     _, lcl = concner.loss.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
     sentence_vectors = numpy.stack([v.mean(axis=0) for v in vectors])
@@ -169,7 +169,7 @@ def test_beta_zero_is_cross_entropy_only(tiny_bert_dir, paired_docbins):
     nlp = init_nlp(concner_config(tiny_bert_dir, paired_docbins, **{"components.concner.beta": 0.0}))
     examples = training_examples(nlp)[:8]
     concner, (_, probs), (loss, (d_vectors, _)) = loss_parts(nlp, examples)
-    _, ce = concner.loss.cross_entropy(probs, [concner._gold_tag_ids(eg) for eg in examples])
+    _, ce = concner.loss.cross_entropy(probs, [concner.gold_tag_ids(eg) for eg in examples])
     assert loss == pytest.approx(0.5 * ce)
     assert all(not d.any() for d in d_vectors)
 
@@ -225,7 +225,7 @@ def test_null_translation_loss_is_the_tcl_ablation(tiny_bert_dir, paired_docbins
     assert concner.loss.translation_loss is None and concner.loss.label_loss is not None
     examples = training_examples(nlp)[:8]
     concner, (vectors, probs), (loss, _) = loss_parts(nlp, examples)
-    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    gold = [concner.gold_tag_ids(eg) for eg in examples]
     _, ce = concner.loss.cross_entropy(probs, gold)
     _, lcl = concner.loss.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
     assert loss == pytest.approx(0.5 * ce + 0.5 * lcl, rel=1e-5)
@@ -259,7 +259,7 @@ def test_multi_view_loss_contrasts_source_translation_and_code_switched_view(
     examples = training_examples(nlp)[:9]
     assert [pair_key(eg) for eg in examples] == [f"synthetic:{i}" for i in range(3) for _ in range(3)]
     concner, (vectors, probs), (loss, _) = loss_parts(nlp, examples)
-    gold = [concner._gold_tag_ids(eg) for eg in examples]
+    gold = [concner.gold_tag_ids(eg) for eg in examples]
     _, ce = concner.loss.cross_entropy(probs, gold)
     _, lcl = concner.loss.label_loss(numpy.concatenate(vectors), numpy.concatenate(gold))
     sentence_vectors = numpy.stack([v.mean(axis=0) for v in vectors])
@@ -339,7 +339,7 @@ def test_unknown_entity_type_is_left_out_with_a_warning(nlp):
     doc = nlp.make_doc("Anna lives in Paris .")
     eg = Example.from_dict(doc, {"entities": [(0, 4, "PER"), (14, 19, "PLANET")]})
     with pytest.warns(UserWarning, match="no entity type PLANET"):
-        ids = concner._gold_tag_ids(eg)
+        ids = concner.gold_tag_ids(eg)
     tags = concner.tags
     assert [tags[i] if i >= 0 else None for i in ids.tolist()] == ["B-PER", "O", "O", None, "O"]
 

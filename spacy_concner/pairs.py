@@ -10,12 +10,13 @@ import random
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Set, Union
+from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import minibatch, registry
+from spacy.vocab import Vocab
 from wasabi import msg
 
 from .config_errors import config_error
@@ -106,6 +107,24 @@ def as_list(paths: Optional[Union[Path, List[Path]]]) -> List[Path]:
     return paths if isinstance(paths, list) else [paths] if paths else []
 
 
+class ReadOnceCorpus(Corpus):
+    """spacy.Corpus that reads its DocBins once per vocab and keeps the Docs. A training
+    run reads its corpus every epoch and more than once to initialise, and srsly looks up
+    its msgpack decoders (in Python's entry points) for each Doc's user data, which costs
+    more than the rest of the read. Training never writes to the reference Docs, so the
+    Examples of every epoch can share them; PairedCorpus holds an epoch's sources and
+    views in memory anyway."""
+
+    def __init__(self, path: Path, **options):
+        super().__init__(path, **options)
+        self.read: Optional[Tuple[Vocab, List[Doc]]] = None
+
+    def read_docbin(self, vocab: Vocab, locs: Iterable[Union[str, Path]]) -> Iterator[Doc]:
+        if self.read is None or self.read[0] is not vocab:
+            self.read = (vocab, list(super().read_docbin(vocab, locs)))
+        yield from self.read[1]
+
+
 class PairedCorpus:
     def __init__(
         self,
@@ -118,10 +137,10 @@ class PairedCorpus:
     ):
         options = dict(gold_preproc=gold_preproc, max_length=max_length, limit=limit)
         self.source_path = source
-        self.source = Corpus(source, **options)
+        self.source = ReadOnceCorpus(source, **options)
         self.view_paths = as_list(translation)
-        self.views = [Corpus(path, **options) for path in self.view_paths]
-        self.unpaired = [Corpus(path, **options) for path in as_list(unpaired)]
+        self.views = [ReadOnceCorpus(path, **options) for path in self.view_paths]
+        self.unpaired = [ReadOnceCorpus(path, **options) for path in as_list(unpaired)]
         self.reported: Set[Path] = set()
 
     def __call__(self, nlp: Language) -> Iterator[Example]:

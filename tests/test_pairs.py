@@ -8,6 +8,7 @@ from spacy.tokens import Doc, DocBin
 from spacy_concner.pairs import (
     PAIR_KEY,
     PairedCorpus,
+    ReadOnceCorpus,
     configure_pair_batcher,
     configure_pair_batcher_v2,
     create_paired_corpus,
@@ -147,6 +148,29 @@ def test_paired_corpus_needs_a_source():
 def test_paired_corpus_without_translation(paired_docbins):
     corpus = PairedCorpus(paired_docbins["source"], None, False, 0, 0)
     assert len(list(corpus(spacy.blank("xx")))) == 24
+
+
+def test_paired_corpus_reads_its_files_once_per_vocab(tmp_path):
+    """Each epoch read every DocBin again, most of it in srsly's decoder lookup per Doc;
+    the Docs are now kept, and an nlp with another vocab (another run) reads afresh."""
+    source = keyed_docbin(tmp_path / "train.spacy", [f"train:{i}" for i in range(3)], "Anna lives here")
+    views = [keyed_docbin(tmp_path / f"view{i}.spacy", [f"train:{i}" for i in range(3)], f"Anna wohnt {i}")
+             for i in range(2)]
+    pseudo = keyed_docbin(tmp_path / "distill.spacy", ["du:0", "du:1"], "Berta wohnt dort")
+    corpus = PairedCorpus(source, views, False, 0, 0, pseudo)
+    nlp = spacy.blank("xx")
+    first = [(eg.reference.text, pair_key(eg)) for eg in corpus(nlp)]
+    for path in [source, pseudo, *views]:
+        path.unlink()
+    second = list(corpus(nlp))
+    assert [(eg.reference.text, pair_key(eg)) for eg in second] == first
+    assert len(first) == 3 * 3 + 2
+    assert all(eg.reference.vocab is nlp.vocab for eg in second)
+    keyed_docbin(source, ["other:0"], "Carl reist")
+    again = ReadOnceCorpus(source)
+    assert [eg.reference.text.strip() for eg in again(nlp)] == ["Carl reist"]
+    with pytest.raises(FileNotFoundError):
+        list(corpus(spacy.blank("xx")))
 
 
 def keyed_docbin(path, keys, text="Anna lebt"):

@@ -1,7 +1,7 @@
 """The `eat` component: translate-test NER through an English pipeline and a word alignment."""
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from spacy.language import Language
 from spacy.pipeline import Pipe
@@ -77,12 +77,18 @@ class EntityAlignedTranslation(Pipe):
     def annotate(self, docs: List[Doc]) -> None:
         """Translate, tag and project a batch of Docs; a Doc whose translation failed gets
         no entities, with a warning."""
-        translations = list(self.translator(docs))
-        english_docs = self.english.pipe(self.english.make_doc(t.text) for t in translations)
-        for doc, translation, english in zip(docs, translations, english_docs):
+        for doc, (translation, english, sources) in zip(docs, self.tagged_translations(docs)):
             if translation.error:
                 warnings.warn(f"eat: no translation of {doc.text[:60]!r} ({translation.error}): no entities")
-            doc.ents = project_entities(doc, english, token_sources(english, translation.pieces))
+            doc.ents = project_entities(doc, english, sources)
+
+    def tagged_translations(self, docs: List[Doc]) -> Iterator[Tuple[AlignedText, Doc, List[Set[int]]]]:
+        """For each Doc: its translation, the English pipeline's Doc of it (with its
+        entities), and for each English token the target tokens it translates."""
+        translations = list(self.translator(docs))
+        english_docs = self.english.pipe(self.english.make_doc(t.text) for t in translations)
+        for translation, english in zip(translations, english_docs):
+            yield translation, english, token_sources(english, translation.pieces)
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
         """The English pipeline, into the component's folder: the saved pipeline is self-contained."""

@@ -16,7 +16,9 @@ English text and its word alignment. Scored against the gold entities (seqeval, 
   translation (the `en` system).
 
 Also counted: the gold entities none of whose words the translation aligns (they cannot
-be carried into English) and the sentences whose translation failed.
+be carried into English) and the sentences whose translation failed; and kept: the first
+sentences with a gold entity that the English model finds in the target text and EAT
+loses through the translation, with the translation.
 
     python benchmarks/eat_breakdown.py training/es/eat-n1000-s1 corpus/es/test.spacy --name es-s1
 
@@ -36,12 +38,13 @@ from tqdm import tqdm
 from spacy_concner.corpora import words_only
 from spacy_concner.decoding import DECODINGS
 from spacy_concner.eat.projection import project_entities, source_block
-from spacy_concner.evaluate import evaluate_docs, iob2_tags, read_gold_docs, score_tags
+from spacy_concner.evaluate import iob2_tags, pipe_by_length, read_gold_docs, score_tags
 from spacy_concner.files import write_atomic
 from spacy_concner.tables import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ("ceiling", "english_on_translation", "eat", "en_on_target")
+EXAMPLES_SHOWN = 3  # per test set in eat_breakdown.md
 
 
 def carried_into_english(gold: Doc, english: Doc, sources: Sequence[Set[int]]) -> Tuple[List[Span], int]:
@@ -67,36 +70,46 @@ def with_ents(doc: Doc, ents: List[Span]) -> Doc:
     return copy
 
 
-def breakdown(pipeline: Path, test: Path, decoding: Optional[str], max_sents: int, batch_size: int) -> Dict:
-    """The four scores of the module docstring and the counts, for one pipeline and test set."""
+def breakdown(pipeline: Path, test: Path, decoding: Optional[str], max_sents: int, batch_size: int,
+              n_examples: int) -> Dict:
+    """The four scores of the module docstring, the counts, and the first n_examples
+    sentences with a gold entity that the English model finds in the target text and EAT
+    loses through the translation."""
     nlp = spacy.load(pipeline)
     eat = nlp.get_pipe("eat")
     if decoding:
         eat.decoding = decoding
     gold_docs = read_gold_docs(test, nlp)[: max_sents or None]
-    tags: Dict[str, Tuple[List, List]] = {name: ([], []) for name in SCORES[:3]}
+    direct_docs = pipe_by_length(eat.english, [words_only(doc, eat.english.vocab) for doc in gold_docs],
+                                 batch_size, "English model on the target text")
+    tags: Dict[str, Tuple[List, List]] = {name: ([], []) for name in SCORES}
     unaligned = failed = 0
+    examples: List[Dict] = []
     progress = tqdm(total=len(gold_docs), desc="translate, tag, project", unit="sent", mininterval=5)
-    for batch in minibatch(gold_docs, batch_size):
+    for batch, direct_batch in zip(minibatch(gold_docs, batch_size), minibatch(direct_docs, batch_size)):
         targets = [words_only(doc, nlp.vocab) for doc in batch]
-        for gold, target, (translation, english, sources) in zip(batch, targets, eat.tagged_translations(targets)):
+        tagged = eat.tagged_translations(targets)
+        for gold, target, direct, (translation, english, sources) in zip(batch, targets, direct_batch, tagged):
             failed += bool(translation.error)
             carried, n_unaligned = carried_into_english(gold, english, sources)
             unaligned += n_unaligned
-            ceiling = project_entities(target, with_ents(english, carried), sources)
-            predicted = project_entities(target, english, sources)
+            ceiling = with_ents(target, project_entities(target, with_ents(english, carried), sources))
+            predicted = with_ents(target, project_entities(target, english, sources))
             for name, reference, output in (
-                ("ceiling", gold, with_ents(target, ceiling)),
+                ("ceiling", gold, ceiling),
                 ("english_on_translation", with_ents(english, carried), english),
-                ("eat", gold, with_ents(target, predicted)),
+                ("eat", gold, predicted),
+                ("en_on_target", gold, direct),
             ):
                 tags[name][0].append(iob2_tags(reference))
                 tags[name][1].append(iob2_tags(output))
+            lost = spans(gold) & spans(direct) - spans(predicted)
+            if lost and len(examples) < n_examples:
+                examples.append({"target": gold.text, "english": translation.text,
+                                 "lost": [gold[start:end].text + f" ({label})" for start, end, label in sorted(lost)],
+                                 "english_entities": [f"{ent.text} ({ent.label_})" for ent in english.ents]})
         progress.update(len(batch))
     progress.close()
-    scores = {name: score_tags(*tags[name]) for name in tags}
-    direct = evaluate_docs(eat.english, gold_docs, batch_size, "English model on the target text")
-    scores["en_on_target"] = {key: direct[key] for key in ("precision", "recall", "f1", "n_gold_entities", "per_type")}
     return {
         "pipeline": str(pipeline),
         "test": str(test),
@@ -105,8 +118,13 @@ def breakdown(pipeline: Path, test: Path, decoding: Optional[str], max_sents: in
         "n_gold_entities": sum(len(doc.ents) for doc in gold_docs),
         "gold_unaligned": unaligned,
         "failed_translations": failed,
-        **{name: rounded(scores[name]) for name in SCORES},
+        **{name: rounded(score_tags(*tags[name])) for name in SCORES},
+        "examples": examples,
     }
+
+
+def spans(doc: Doc) -> Set[Tuple[int, int, str]]:
+    return {(ent.start, ent.end, ent.label_) for ent in doc.ents}
 
 
 def rounded(value):
@@ -136,7 +154,8 @@ def write(records: List[Dict], results: Path) -> None:
         "untranslated. Gold unaligned: the gold entities none of whose words the translation aligns. "
         "Written by benchmarks/eat_breakdown.py.",
         "",
-        "Commands:",
+        "Commands (each in the project folder whose `eat` workflow made the pipeline: for the "
+        "benchmark's, its accuracy.py run folder):",
         "",
         *(f"    {r['command']}" for r in records),
         "",
@@ -145,6 +164,15 @@ def write(records: List[Dict], results: Path) -> None:
         "Per type, F1 (ceiling, English model on the translation, EAT, En on the target text):",
         "",
         markdown_table(["name", "type", *SCORES], per_type, "ll" + "r" * 4),
+        "Sentences with a gold entity that the English model finds in the target text and EAT "
+        "loses through the translation (the first of each test set; more in eat_breakdown.json):",
+        "",
+        *(line for r in records for example in r["examples"][:EXAMPLES_SHOWN] for line in (
+            f"- **{r['name']}** {example['target']}",
+            f"  - translation: {example['english']}",
+            f"  - lost: {'; '.join(example['lost'])}; the English model's entities: "
+            f"{'; '.join(example['english_entities']) or 'none'}",
+        )),
         "",
     ])
     write_atomic(results / "eat_breakdown.md", text)
@@ -157,12 +185,13 @@ def main(
     decoding: Optional[str] = typer.Option(None, help=f"Decoding of the English model: {', '.join(DECODINGS)} (default: its own)"),
     max_sents: int = typer.Option(0, help="Only the first N sentences (0: all)"),
     batch_size: int = typer.Option(64),
+    examples: int = typer.Option(8, help="Keep this many sentences with an entity En finds in the target text and EAT loses"),
     threads: int = typer.Option(1, help="torch threads"),
     results: Path = typer.Option(RESULTS, help="Folder of eat_breakdown.{json,md}"),
 ):
     """Score EAT's ceiling, the English model on the translation, EAT and En on one test set."""
     torch.set_num_threads(threads)
-    record = {"name": name, **breakdown(pipeline, test, decoding, max_sents, batch_size)}
+    record = {"name": name, **breakdown(pipeline, test, decoding, max_sents, batch_size, examples)}
     options = (f" --decoding {decoding}" if decoding else "") + (f" --max-sents {max_sents}" if max_sents else "")
     record["command"] = f"python benchmarks/eat_breakdown.py {pipeline} {test} --name {name}{options}"
     path = results / "eat_breakdown.json"

@@ -16,10 +16,12 @@ PATTERNS = [
     {"label": "PER", "pattern": "Anna Schmidt"},
     {"label": "LOC", "pattern": "White House"},
     {"label": "LOC", "pattern": "Berlin"},
+    {"label": "LOC", "pattern": "Haus"},  # found in the German text; its gloss "House" is not a pattern
 ]
 ENTRIES = {
     "the": "the /ðə/\nder, die, das <art>\n",
     "White House": "White House /wˈaɪt hˈaʊs/\nWeißes Haus <neut> [pol.]\n",
+    "house": "house /hˈaʊs/\nHaus <neut>\n",
     "in": "in /ˈɪn/\nin <prp>\n",
 }
 
@@ -44,15 +46,20 @@ def test_breakdown_of_a_gloss_pipeline(tmp_path):
     test = write_keyed_docbin(tmp_path / "test.spacy", [
         ("Anna Schmidt sah das Weißes Haus in Berlin .".split(), [(0, 2, "PER"), (4, 6, "LOC"), (7, 8, "LOC")]),
         ("Carla wohnt in Berlin .".split(), [(0, 1, "PER"), (3, 4, "LOC")]),
+        ("Haus in Berlin .".split(), [(0, 1, "LOC"), (2, 3, "LOC")]),
     ])
     breakdown = benchmark_module("eat_breakdown")
-    breakdown.main(pipeline, test, name="de", decoding=None, max_sents=0, batch_size=64, threads=1, results=tmp_path)
+    breakdown.main(pipeline, test, name="de", decoding=None, max_sents=0, batch_size=2, examples=8, threads=1,
+                   results=tmp_path)
     (record,) = json.loads((tmp_path / "eat_breakdown.json").read_text())
-    assert record["n_gold_entities"] == 5 and record["gold_unaligned"] == 0
+    assert record["n_gold_entities"] == 7 and record["gold_unaligned"] == 0
     assert record["ceiling"]["f1"] == 100.0  # the gloss aligns every word
-    # the ruler does not know Carla, in the translation or in the German text
-    assert record["english_on_translation"]["recall"] == 80.0
-    assert record["eat"]["recall"] == 80.0 and record["eat"]["precision"] == 100.0
-    # on the German words it does not know "Weißes Haus" either
-    assert record["en_on_target"]["recall"] == 60.0 and record["en_on_target"]["f1"] == 75.0
-    assert "| de |" in (tmp_path / "eat_breakdown.md").read_text()
+    # in the translation the ruler knows neither Carla nor "House"
+    assert record["english_on_translation"]["recall"] == record["eat"]["recall"] == round(100 * 5 / 7, 2)
+    assert record["eat"]["precision"] == 100.0
+    # in the German text it knows Haus, also inside "Weißes Haus" (a false LOC there)
+    assert record["en_on_target"]["precision"] == round(100 * 5 / 6, 2)
+    assert record["en_on_target"]["recall"] == round(100 * 5 / 7, 2)
+    assert [(e["english"], e["lost"]) for e in record["examples"]] == [("House in Berlin.", ["Haus (LOC)"])]
+    markdown = (tmp_path / "eat_breakdown.md").read_text()
+    assert "| de |" in markdown and "lost: Haus (LOC)" in markdown

@@ -117,12 +117,12 @@ class ReadOnceCorpus(Corpus):
 
     def __init__(self, path: Path, **options):
         super().__init__(path, **options)
-        self.read: Optional[Tuple[Vocab, List[Doc]]] = None
+        self.cache: Optional[Tuple[Vocab, List[Doc]]] = None  # the vocab and its Docs
 
     def read_docbin(self, vocab: Vocab, locs: Iterable[Union[str, Path]]) -> Iterator[Doc]:
-        if self.read is None or self.read[0] is not vocab:
-            self.read = (vocab, list(super().read_docbin(vocab, locs)))
-        yield from self.read[1]
+        if self.cache is None or self.cache[0] is not vocab:
+            self.cache = (vocab, list(super().read_docbin(vocab, locs)))
+        yield from self.cache[1]
 
 
 class PairedCorpus:

@@ -45,6 +45,7 @@ from data_dir import DATA_DIR, corpus_file
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_NAME = "wikiann_matrix"
 RECORD_KEY = ("model", "lang")
+LABELLED_MODELS = 4  # bars carry their F1 up to this many models
 JOIN_CJK_OFF = " (join_cjk off)"
 CJK_SCRIPTS = ("Han", "Kana")
 TRANSFORMER_V2 = "spacy_concner.TransformerModel.v2"
@@ -394,8 +395,10 @@ def _quoted(text: str) -> str:
 
 
 def plot_matrix(records: List[Dict], path: Path) -> Path:
-    """Bars of F1 per language (and model, side by side), grouped and coloured by script,
-    with each script's mean F1 per model as a dashed line over its group."""
+    """Bars of F1 per language and model (side by side, one colour per model), languages
+    grouped by script, with each script's mean F1 per model as a dotted line over its
+    group. Bars carry their F1 when there are at most LABELLED_MODELS models (the table
+    has every number)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -411,27 +414,25 @@ def plot_matrix(records: List[Dict], path: Path) -> Path:
     by_key = {(r["model"], r["lang"]): r for r in records}
     ordered = [{"system": m, "lang": lang} for lang in order for m in models if (m, lang) in by_key]
     _, positions, width = bar_layout(ordered)
-    colours = plt.get_cmap("tab20").colors  # the 10 dark colours first, then their light pairs
-    colours = colours[0::2] + colours[1::2]
-    script_colour = {script: colours[i % len(colours)] for i, (script, _) in enumerate(groups)}
-    hatches = ["", "///", "...", "xx", "\\\\"]
+    colours = plt.get_cmap("tab10").colors
+    # past 10 models the colours repeat, hatched
+    styles = [(colours[k % 10], "" if k < 10 else "///") for k in range(len(models))]
     fig, ax = plt.subplots(figsize=(max(6.0, min(22.0, 2 + len(positions) * 0.3)), 5.0))
     start = 0
     for script, langs in groups:
         end = start + len(langs)
-        colour = script_colour[script]
-        for k, model in enumerate(models):
+        for model, (colour, hatch) in zip(models, styles):
             keys = [(model, lang) for lang in langs if (model, lang) in by_key]
             if not keys:
                 continue
-            xs = [positions[key] for key in keys]
             f1s = [by_key[key]["f1"] for key in keys]
-            bars = ax.bar(xs, f1s, width, color=colour, hatch=hatches[k % len(hatches)],
-                          edgecolor="white", linewidth=0.3)
-            ax.bar_label(bars, fmt="%.0f", label_type="edge", rotation=90, fontsize=6, padding=1)
+            bars = ax.bar([positions[key] for key in keys], f1s, width, color=colour, hatch=hatch,
+                          edgecolor="white", linewidth=0.2)
+            if len(models) <= LABELLED_MODELS:
+                ax.bar_label(bars, fmt="%.0f", label_type="edge", rotation=90, fontsize=6, padding=1)
             if len(langs) > 1:
-                ax.hlines(statistics.mean(f1s), start - 0.45, end - 0.55, colors=colour,
-                          linestyles="--" if k == 0 else ":", linewidth=1.2)
+                ax.hlines(statistics.mean(f1s), start - 0.45, end - 0.55, colors=colour, linestyles=":",
+                          linewidth=1.2)
         ax.text((start + end - 1) / 2, 103, script, ha="center", va="bottom", fontsize=7,
                 rotation=90 if len(langs) < 3 else 0)
         if start:
@@ -444,8 +445,8 @@ def plot_matrix(records: List[Dict], path: Path) -> Path:
     ax.set_ylabel("F1 (seqeval entity-level micro)")
     ax.set_title("WikiANN zero-shot F1 per language, grouped by script\n(lines: the mean of a script)",
                  fontsize=10)
-    handles = [Patch(facecolor="lightgrey", hatch=hatches[k % len(hatches)], edgecolor="white", label=m)
-               for k, m in enumerate(models)]
+    handles = [Patch(facecolor=colour, hatch=hatch, edgecolor="white", label=model)
+               for model, (colour, hatch) in zip(models, styles)]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:

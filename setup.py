@@ -49,6 +49,7 @@ setup(
         "spacy_readers": [
             "spacy_concner.PairedCorpus.v1 = spacy_concner.pairs:create_paired_corpus",
             "spacy_concner.PairedCorpus.v2 = spacy_concner.pairs:create_paired_corpus_v2",
+            "spacy_concner.ReadOnceCorpus.v1 = spacy_concner.read_once:create_read_once_corpus",
         ],
         "spacy_batchers": [
             "spacy_concner.pair_batcher.v1 = spacy_concner.pairs:configure_pair_batcher",

@@ -6,4 +6,4 @@ so that a copy that is on the path but not installed works the same.
 """
 __version__ = "0.1.0"
 
-from . import architectures, eat, losses, mcl_ner, pair_grid, pairs, pipeline, pooling, schedules, training_log  # noqa: E402,F401
+from . import architectures, eat, losses, mcl_ner, pair_grid, pairs, pipeline, pooling, read_once, schedules, training_log  # noqa: E402,F401

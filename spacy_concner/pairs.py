@@ -10,16 +10,16 @@ import random
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Optional, Set, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.training import Corpus, Example
+from spacy.training import Example
 from spacy.util import minibatch, registry
-from spacy.vocab import Vocab
 from wasabi import msg
 
 from .config_errors import config_error
+from .read_once import ReadOnceCorpus
 
 PAIR_KEY = "concner_pair"
 # A translation file of which fewer translations than this share match a source sentence
@@ -105,24 +105,6 @@ def create_paired_corpus_v2(
 def as_list(paths: Optional[Union[Path, List[Path]]]) -> List[Path]:
     """A config's path, list of paths or null as a list."""
     return paths if isinstance(paths, list) else [paths] if paths else []
-
-
-class ReadOnceCorpus(Corpus):
-    """spacy.Corpus that reads its DocBins once per vocab and keeps the Docs. A training
-    run reads its corpus every epoch and more than once to initialise, and srsly looks up
-    its msgpack decoders (in Python's entry points) for each Doc's user data, which costs
-    more than the rest of the read. Training never writes to the reference Docs, so the
-    Examples of every epoch can share them; PairedCorpus holds an epoch's sources and
-    views in memory anyway."""
-
-    def __init__(self, path: Path, **options):
-        super().__init__(path, **options)
-        self.cache: Optional[Tuple[Vocab, List[Doc]]] = None  # the vocab and its Docs
-
-    def read_docbin(self, vocab: Vocab, locs: Iterable[Union[str, Path]]) -> Iterator[Doc]:
-        if self.cache is None or self.cache[0] is not vocab:
-            self.cache = (vocab, list(super().read_docbin(vocab, locs)))
-        yield from self.cache[1]
 
 
 class PairedCorpus:

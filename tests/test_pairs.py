@@ -8,7 +8,6 @@ from spacy.tokens import Doc, DocBin
 from spacy_concner.pairs import (
     PAIR_KEY,
     PairedCorpus,
-    ReadOnceCorpus,
     configure_pair_batcher,
     configure_pair_batcher_v2,
     create_paired_corpus,
@@ -18,6 +17,8 @@ from spacy_concner.pairs import (
     partner_rows,
 )
 from spacy.util import registry
+
+from spacy_concner.read_once import ReadOnceCorpus
 
 
 def keyed_doc(vocab, key, text="a b"):

@@ -138,9 +138,11 @@ def write(records: List[Dict], results: Path) -> None:
     write_atomic(results / "eat_breakdown.json", json.dumps(records, indent=1, ensure_ascii=False) + "\n")
     rows = [[r["name"], r["decoding"], r["n_sents"], r["n_gold_entities"],
              f"{100 * r['gold_unaligned'] / max(r['n_gold_entities'], 1):.1f}", r["failed_translations"],
-             *(r[name]["f1"] for name in SCORES)] for r in records]
+             *(r[name]["f1"] for name in SCORES),
+             f"{r['en_on_target']['f1'] - r['english_on_translation']['f1']:.2f}"] for r in records]
     header = ["name", "decoding", "sentences", "gold entities", "gold unaligned (%)", "failed translations",
-              "ceiling F1", "English model on the translation F1", "EAT F1", "En on the target text F1"]
+              "ceiling F1", "English model on the translation F1", "EAT F1", "En on the target text F1",
+              "lost to the translation (F1)"]
     per_type = [[r["name"], label, *(r[name]["per_type"].get(label, {}).get("f1", "") for name in SCORES)]
                 for r in records for label in sorted(r["eat"]["per_type"])]
     text = "\n".join([
@@ -151,7 +153,8 @@ def write(records: List[Dict], results: Path) -> None:
         "projection (EAT with an English model that made no error on the translation). **English model on "
         "the translation**: its entities against the gold entities carried into English. **EAT**: its "
         "entities projected back. **En on the target text**: the same English model on the target words, "
-        "untranslated. Gold unaligned: the gold entities none of whose words the translation aligns. "
+        "untranslated. **Lost to the translation**: En on the target text minus the English model on the "
+        "translation. Gold unaligned: the gold entities none of whose words the translation aligns. "
         "Written by benchmarks/eat_breakdown.py.",
         "",
         "Commands (each in the project folder whose `eat` workflow made the pipeline: for the "
@@ -159,7 +162,7 @@ def write(records: List[Dict], results: Path) -> None:
         "",
         *(f"    {r['command']}" for r in records),
         "",
-        markdown_table(header, rows, "ll" + "r" * 8),
+        markdown_table(header, rows, "ll" + "r" * 9),
         "",
         "Per type, F1 (ceiling, English model on the translation, EAT, En on the target text):",
         "",

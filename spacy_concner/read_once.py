@@ -2,10 +2,9 @@
 (spacy_concner.ReadOnceCorpus.v1; PairedCorpus reads its files with it too).
 
 A training run reads its training corpus every epoch, its dev corpus at every evaluation,
-and both more than once to initialise; srsly looks up its msgpack decoders (in Python's
-entry points) for each Doc's user data, which costs more than the rest of the read.
-Training never writes to the reference Docs, so the Examples of every epoch can share
-them.
+and both more than once to initialise, and each read decodes every Doc's user data again
+(srsly looks up its msgpack decoders in Python's entry points for each). Training never
+writes to the reference Docs, so the Examples of every epoch can share them.
 """
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union

@@ -38,7 +38,8 @@ import srsly
 import typer
 
 from spacy_concner.evaluate import plot_f1
-from spacy_concner.files import atomic_folder, atomic_path, write_atomic
+from spacy_concner.files import atomic_folder, atomic_path
+from records import key_of, read_records, replaced, write_records
 from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,10 +199,6 @@ def rising_runs(records: List[Dict]) -> List[str]:
             for names in runs.values()]
 
 
-def read_json(path: Path) -> List[Dict]:
-    return json.loads(path.read_text(encoding="utf8")) if path.exists() else []
-
-
 @contextmanager
 def locked(path: Path, waiting: str = "") -> Iterator[None]:
     """Serialise the use of `path` across benchmark processes (read-modify-write of a
@@ -301,14 +298,12 @@ class Results:
         self.json_path = folder / "accuracy.json"
 
     def has(self, key: Dict) -> bool:
-        return any(all(r[k] == key[k] for k in RECORD_KEY) for r in read_json(self.json_path))
+        return any(key_of(r, RECORD_KEY) == key_of(key, RECORD_KEY) for r in read_records(self.json_path, RECORD_KEY))
 
     def add(self, record: Dict) -> None:
         with locked(self.json_path):
-            same = {k: record[k] for k in RECORD_KEY}
-            records = [r for r in read_json(self.json_path) if {k: r[k] for k in RECORD_KEY} != same] + [record]
-            write_atomic(self.json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-            write_atomic(self.folder / "accuracy.md", markdown_report(records))
+            records = replaced(read_records(self.json_path, RECORD_KEY), record, RECORD_KEY)
+            write_records(self.json_path, records, markdown_report(records))
             plot_f1(sorted(of_recipe(records), key=lambda r: (ALL_SYSTEMS + [r["system"]]).index(r["system"])),
                     self.folder / "accuracy.png")
 
@@ -317,7 +312,7 @@ def recollect_records(table: "Results", runs: Path, data_dir: Path) -> None:
     """Rebuild every record of the current recipe in `table` from the files of its finished
     run (after a change to what a record holds); its workflow must be up to date in its
     run folder."""
-    for old in of_recipe(read_json(table.json_path)):
+    for old in of_recipe(read_records(table.json_path, RECORD_KEY)):
         variables = project_vars(old["lang"], old["n_source"], old["seed"], data_dir)
         folder = run_dir(runs, variables)
         table.add(collect(folder, workflow_commands(folder, variables, old["system"]), variables, old["system"], table.folder))

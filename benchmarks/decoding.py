@@ -18,7 +18,6 @@ Writes to --results: decoding.json (one record per accuracy record, written afte
 a rerun skips the records it has) and, at the end, decoding.md from all of decoding.json
 (the records and the mean gain per system and language).
 """
-import json
 import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -26,12 +25,13 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import typer
 
-from accuracy import RECIPE, RECORD_KEY, TARGETS, mean_std, read_json, run_path, split_option
+from accuracy import RECIPE, RECORD_KEY, TARGETS, mean_std, run_path, split_option
+from records import key_of, read_records, write_records
 from spacy_concner.corpora import words_only
 from spacy_concner.decoding import DECODINGS
 from spacy_concner.entity_pipe import iob2_to_spans
 from spacy_concner.evaluate import iob2_tags, pipe_by_length, score_tags
-from spacy_concner.files import read_docbin, write_atomic
+from spacy_concner.files import read_docbin
 from spacy_concner.loading import load_pipeline
 from spacy_concner.pipeline import ConcNER
 from spacy_concner.tables import markdown_table
@@ -134,11 +134,11 @@ def main(
     """Score the asked records' models with both decodings."""
     torch.set_num_threads(threads)
     out = results / "decoding.json"
-    done = read_json(out)
-    have = {tuple(r[k] for k in RECORD_KEY) for r in done}
-    asked = [r for r in read_json(results / "accuracy.json")
+    done = read_records(out, RECORD_KEY)
+    have = {key_of(r, RECORD_KEY) for r in done}
+    asked = [r for r in read_records(results / "accuracy.json", RECORD_KEY)
              if r["recipe"] == recipe and r["system"] in split_option(systems) and r["lang"] in split_option(langs)
-             and str(r["seed"]) in split_option(seeds) and tuple(r[k] for k in RECORD_KEY) not in have]
+             and str(r["seed"]) in split_option(seeds) and key_of(r, RECORD_KEY) not in have]
     for i, record in enumerate(asked, 1):
         typer.echo(f"=== {i}/{len(asked)}: {record['system']} {record['lang']} seed {record['seed']}")
         result = measure(record, runs)
@@ -151,9 +151,9 @@ def main(
             continue
         done.append(result)
         done.sort(key=lambda r: (r["lang"], r["system"], r["seed"]))
-        write_atomic(out, json.dumps(done, indent=1) + "\n")  # after each: a rerun resumes from it
-    if done:
-        write_atomic(results / "decoding.md", markdown(done) + "\n")
+        write_records(out, done, markdown(done) + "\n")  # after each: a rerun resumes from it
+    if done:  # a rerun with nothing to score still writes the table afresh
+        write_records(out, done, markdown(done) + "\n")
 
 
 if __name__ == "__main__":

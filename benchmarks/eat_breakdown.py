@@ -39,11 +39,12 @@ from spacy_concner.corpora import words_only
 from spacy_concner.decoding import DECODINGS
 from spacy_concner.eat.projection import project_entities, source_block
 from spacy_concner.evaluate import iob2_tags, pipe_by_length, read_gold_docs, score_tags
-from spacy_concner.files import write_atomic
 from spacy_concner.tables import markdown_table
+from records import read_records, replaced, write_records
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ("ceiling", "english_on_translation", "eat", "en_on_target")
+RECORD_KEY = ("name",)  # --name: a rerun of a name replaces its record
 EXAMPLES_SHOWN = 3  # per test set in eat_breakdown.md
 
 
@@ -134,8 +135,7 @@ def rounded(value):
     return round(value, 2) if isinstance(value, float) else value
 
 
-def write(records: List[Dict], results: Path) -> None:
-    write_atomic(results / "eat_breakdown.json", json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+def markdown(records: List[Dict]) -> str:
     rows = [[r["name"], r["decoding"], r["n_sents"], r["n_gold_entities"],
              f"{100 * r['gold_unaligned'] / max(r['n_gold_entities'], 1):.1f}", r["failed_translations"],
              *(r[name]["f1"] for name in SCORES),
@@ -145,7 +145,7 @@ def write(records: List[Dict], results: Path) -> None:
               "lost to the translation (F1)"]
     per_type = [[r["name"], label, *(r[name]["per_type"].get(label, {}).get("f1", "") for name in SCORES)]
                 for r in records for label in sorted(r["eat"]["per_type"])]
-    text = "\n".join([
+    return "\n".join([
         "# Where EAT translate-test loses F1",
         "",
         "seqeval F1 (0-100) against the gold entities of each test set. **ceiling**: the gold entities "
@@ -178,7 +178,6 @@ def write(records: List[Dict], results: Path) -> None:
         )),
         "",
     ])
-    write_atomic(results / "eat_breakdown.md", text)
 
 
 def main(
@@ -198,8 +197,8 @@ def main(
     options = (f" --decoding {decoding}" if decoding else "") + (f" --max-sents {max_sents}" if max_sents else "")
     record["command"] = f"python benchmarks/eat_breakdown.py {pipeline} {test} --name {name}{options}"
     path = results / "eat_breakdown.json"
-    records = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["name"] != name]
-    write(records + [record], results)
+    records = replaced(read_records(path, RECORD_KEY), record, RECORD_KEY)
+    write_records(path, records, markdown(records))
     print(json.dumps({"name": name, "gold_unaligned": record["gold_unaligned"],
                       **{score: record[score]["f1"] for score in SCORES}}))
 

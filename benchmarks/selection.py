@@ -26,14 +26,15 @@ from typing import Dict, List
 
 import typer
 
-from spacy_concner.files import write_atomic
 from spacy_concner.tables import markdown_table
+from records import read_records, replaced, write_records
 from trained_pipeline import encoder_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 STEPS_PER_EPOCH = 32  # ceil(1000 / 32) batches of 32 sentences or pairs
 LOCK = threading.Lock()
+RECORD_KEY = ("name",)
 # recipes compared with the configs' own (config overrides)
 VARIANTS = {
     "default": {},
@@ -129,7 +130,7 @@ def record(spec: str, name: str, curve_path: Path, training: Path) -> Dict:
 
 def run(spec: str, source: str, lang: str, seed: int, json_path: Path) -> None:
     name = run_name(spec, source, lang, seed)
-    if any(r["name"] == name for r in read_records(json_path)):
+    if any(r["name"] == name for r in read_records(json_path, RECORD_KEY)):
         print(f"{name}: recorded before, skipped", flush=True)
         return
     log = ROOT / "training" / "selection" / f"{name}.log"
@@ -141,15 +142,10 @@ def run(spec: str, source: str, lang: str, seed: int, json_path: Path) -> None:
                        stdout=output, stderr=subprocess.STDOUT, check=True)
     result = record(spec, name, RESULTS / "curves" / "selection" / f"{name}.jsonl", ROOT / "training" / "selection" / name)
     with LOCK:
-        records = read_records(json_path) + [result]
-        write_atomic(json_path, json.dumps(records, indent=1) + "\n")
-        write_atomic(json_path.with_suffix(".md"), markdown(records))
+        records = replaced(read_records(json_path, RECORD_KEY), result, RECORD_KEY)
+        write_records(json_path, records, markdown(records))
     print(f"{name}: best English dev F1 {result['best_dev_f1']} at epoch {result['best_epoch']}, "
           f"{result['minutes']} min", flush=True)
-
-
-def read_records(path: Path) -> List[Dict]:
-    return json.loads(path.read_text()) if path.exists() else []
 
 
 def markdown(records: List[Dict]) -> str:

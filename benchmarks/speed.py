@@ -214,12 +214,6 @@ def parse_pipelines(value: str) -> List[Tuple[str, str]]:
     return [(name, model) for name, model in pairs]
 
 
-def merged(records: List[Dict], new: List[Dict]) -> List[Dict]:
-    """The earlier records but those of the same pipeline, thread count and batch size, then the new."""
-    keys = {tuple(r[k] for k in RECORD_KEY) for r in new}
-    return [r for r in records if tuple(r[k] for k in RECORD_KEY) not in keys] + new
-
-
 def markdown(records: List[Dict]) -> str:
     # each record's teacher is the one named in its run (records without: "teacher")
     f1 = {(r["pipeline"], r["threads"]): r["f1"] for r in records}
@@ -298,7 +292,7 @@ def main(
         name, model = child.split("=", 1)
         print(json.dumps(measure(name, model, child_threads, test, sentences, batch_size, repeats)))
         return
-    from spacy_concner.files import write_atomic
+    from records import read_records, replaced, write_records
 
     measured = parse_pipelines(pipelines)
     counts = [int(t) for t in threads.split(",")]
@@ -307,7 +301,7 @@ def main(
     command = "python benchmarks/speed.py " + shlex.join(sys.argv[1:])
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     json_path = results / "speed.json"
-    records = json.loads(json_path.read_text(encoding="utf8")) if json_path.exists() else []
+    records = read_records(json_path, RECORD_KEY)
     for count in counts:
         for name, model in measured:
             try:
@@ -318,10 +312,8 @@ def main(
                 raise typer.Exit(1)
             typer.echo(f"{name}, {count} thread(s): {record['words_per_second']:,.0f} words/s, "
                        f"encoder {_optional(record['encoder_words_per_second'], '{:,.0f}')}, F1 {record['f1']:.2f}")
-            records = merged(records, [record])
-            results.mkdir(parents=True, exist_ok=True)
-            write_atomic(json_path, json.dumps(records, indent=1) + "\n")
-            write_atomic(results / "speed.md", markdown(records))
+            records = replaced(records, record, RECORD_KEY)
+            write_records(json_path, records, markdown(records))
 
 
 if __name__ == "__main__":

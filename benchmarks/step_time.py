@@ -26,6 +26,8 @@ from typing import Dict, List
 
 import typer
 
+from records import read_records, replaced, write_records
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -145,7 +147,7 @@ def main(
         print(json.dumps(measure(child, steps, paths)))
         return
     json_path = RESULTS / "step_time.json"
-    records = json.loads(json_path.read_text()) if json_path.exists() else []
+    records = read_records(json_path, KEY)
     for setting in settings.split(","):
         threads = str(parse_setting(setting)[1])
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -154,10 +156,8 @@ def main(
         output = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         result = json.loads(output.stdout.strip().splitlines()[-1])
         print(result, flush=True)
-        records = [r for r in records if [r[k] for k in KEY] != [result[k] for k in KEY]]
-        records.append(result)
-        json_path.write_text(json.dumps(records, indent=1) + "\n")
-        (RESULTS / "step_time.md").write_text(markdown(records))
+        records = replaced(records, result, KEY)
+        write_records(json_path, records, markdown(records))
 
 
 if __name__ == "__main__":

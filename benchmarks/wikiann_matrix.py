@@ -28,8 +28,6 @@ Writes to --results (default benchmarks/results):
 Words per second are those of the run (torch --threads threads), on whatever else the
 machine was doing.
 """
-import json
-import os
 import statistics
 import time
 import unicodedata
@@ -190,26 +188,6 @@ def score_language(nlp, name: str, lang: str, test: Path, data_dir: Path, senten
     }
 
 
-def read_records(path: Path) -> List[Dict]:
-    if not path.exists():
-        return []
-    try:
-        records = json.loads(path.read_text(encoding="utf8"))
-    except ValueError as error:
-        raise MatrixError(f"{path} is not valid JSON ({error}): move it away to start afresh") from error
-    if not isinstance(records, list) or not all(isinstance(r, dict) and set(RECORD_KEY) <= r.keys() for r in records):
-        raise MatrixError(f"{path}: not a list of records with model and lang: move it away to start afresh")
-    return records
-
-
-def merged(records: List[Dict], record: Dict) -> List[Dict]:
-    """The records with `record` in place of the one of its model and language (or last)."""
-    key = tuple(record[k] for k in RECORD_KEY)
-    kept = [r for r in records if tuple(r[k] for k in RECORD_KEY) != key]
-    at = next((i for i, r in enumerate(records) if tuple(r[k] for k in RECORD_KEY) == key), len(kept))
-    return kept[:at] + [record] + kept[at:]
-
-
 def run_matrix(
     models: Sequence[Tuple[str, str]],
     data_dir: Path,
@@ -223,13 +201,13 @@ def run_matrix(
     decoding: Optional[str] = None,
 ) -> List[Dict]:
     """Score each model on each language not yet recorded for the same --sentences;
-    wikiann_matrix.json is written after each language. Returns all its records."""
-    from spacy_concner.files import write_atomic
+    wikiann_matrix.json and .md are written after each language. Returns all its records."""
+    from records import read_records, replaced, write_records
 
     descriptions = descriptions or {}
     tests = find_tests(data_dir, langs)
     json_path = Path(results) / f"{RESULTS_NAME}.json"
-    records = read_records(json_path)
+    records = read_records(json_path, RECORD_KEY)
     done = {(r["model"], r["lang"]) for r in records if r.get("sentences_asked") == sentences}
     todo = [(name, model, lang) for name, model in models for lang in tests if (name, lang) not in done]
     kept = len(models) * len(tests) - len(todo)
@@ -250,8 +228,8 @@ def run_matrix(
             description = f"{description}; loaded with join_cjk = false"
         record = score_language(loaded[model, join_cjk], record_name, lang, tests[lang], data_dir,
                                 sentences, batch_size, description)
-        records = merged(records, record)
-        write_atomic(json_path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+        records = replaced(records, record, RECORD_KEY)
+        write_records(json_path, records, markdown(records))
         scripts[lang] = record["script"]
         n_scored += 1
         n_words += record["n_words"]
@@ -455,14 +433,6 @@ def plot_matrix(records: List[Dict], path: Path) -> Path:
     return path
 
 
-def write_report(records: List[Dict], results: Path) -> Tuple[Path, Path]:
-    from spacy_concner.files import write_atomic
-
-    md_path = results / f"{RESULTS_NAME}.md"
-    write_atomic(md_path, markdown(records))
-    return md_path, plot_matrix(records, results / f"{RESULTS_NAME}.png")
-
-
 def main(
     models: str = typer.Option(..., help="NAME=MODEL,...: pipeline folders or installed packages"),
     data_dir: Path = typer.Option(DATA_DIR, help="Folder with wikiann/LANG/test-LANG.tsv(.gz) (env SPACY_CONCNER_DATA)"),
@@ -485,6 +455,7 @@ def main(
     from spacy_concner.checksums import DamagedFileError
     from spacy_concner.corpora import CorpusError
     from spacy_concner.loading import PipelineError
+    from records import RecordsError
 
     torch.set_num_threads(threads)
     try:
@@ -495,11 +466,10 @@ def main(
             raise MatrixError(f"--describe names {', '.join(unknown)}, not in --models")
         records = run_matrix(parsed, data_dir, results, sentences, [x for x in langs.split(",") if x],
                              compare_join_cjk, descriptions, batch_size, decoding=decoding)
-    except (MatrixError, CorpusError, PipelineError, DamagedFileError) as error:
+    except (MatrixError, RecordsError, CorpusError, PipelineError, DamagedFileError) as error:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)
-    for path in write_report(records, results):
-        typer.echo(f"Wrote {path}")
+    typer.echo(f"Wrote {results / RESULTS_NAME}.json and .md, {plot_matrix(records, results / f'{RESULTS_NAME}.png')}")
 
 
 if __name__ == "__main__":

@@ -473,7 +473,7 @@ def test_a_new_record_replaces_the_one_with_its_key(accuracy, tmp_path, monkeypa
     table.add(record)
     table.add({**record, "seed": 2})
     table.add({**record, "f1": 2.0, "dev_gain_last_quarter": 0.1})
-    records = accuracy.read_json(table.json_path)
+    records = json.loads(table.json_path.read_text())
     assert sorted((r["seed"], r["f1"]) for r in records) == [(1, 2.0), (2, 1.0)]
 
 
@@ -502,7 +502,7 @@ def test_a_new_recipe_runs_again_and_shows_the_earlier_one_below(accuracy, tmp_p
     assert "| en | 65.00 |" in current and "60.00" not in current
     assert "| en | 60.00 |" in earlier
     assert accuracy.TARGETS["recipes"][accuracy.RECIPE] in current
-    assert len(accuracy.read_json(table.json_path)) == 2
+    assert len(json.loads(table.json_path.read_text())) == 2
 
 
 def test_the_benchmark_runs_what_the_current_recipe_lacks(accuracy, tmp_path, monkeypatch):

@@ -94,16 +94,6 @@ def test_the_batch_size_is_the_pipelines_own_unless_given(teacher_dir, paired_do
     assert speed.measure("student", str(teacher_dir), 1, test, 5, 3, 1)["batch_size"] == 3
 
 
-def test_a_rerun_replaces_the_rows_of_its_pipelines_thread_counts_and_batch_sizes():
-    speed = speed_module()
-    old = [{"pipeline": "a", "threads": 1, "batch_size": 64, "f1": 1},
-           {"pipeline": "a", "threads": 2, "batch_size": 64, "f1": 2},
-           {"pipeline": "a", "threads": 1, "batch_size": 256, "f1": 3},
-           {"pipeline": "b", "threads": 1, "batch_size": 64, "f1": 3}]
-    new = [{"pipeline": "a", "threads": 1, "batch_size": 64, "f1": 4}]
-    assert speed.merged(old, new) == old[1:] + new
-
-
 def test_pipelines_are_named(tmp_path):
     import pytest
     import typer

@@ -7,12 +7,13 @@ labels are read).
 
     python benchmarks/entity_errors.py training/es/concner-n1000-s3/model-best corpus/es/test.spacy --label MISC
     python benchmarks/entity_errors.py STUDENT corpus/nl/dev.spacy --against TEACHER
+    python benchmarks/entity_errors.py TEACHER corpus/nl/test.spacy --skip-name "De Morgen"
 """
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import spacy
 import torch
@@ -59,6 +60,11 @@ def entity_errors(predicted: Iterable[Doc], reference: Iterable[Doc]) -> Dict[st
     return errors
 
 
+def without_names(predicted: List[Doc], reference: List[Doc], names: Sequence[str]) -> List[Tuple[Doc, Doc]]:
+    """The (predicted, reference) pairs but those whose reference has an entity with one of the texts `names`."""
+    return [(pred, ref) for pred, ref in zip(predicted, reference) if not any(e.text in names for e in ref.ents)]
+
+
 def predict(model: Path, docs: List[Doc]) -> List[Doc]:
     nlp = spacy.load(model)
     return list(nlp.pipe((words_only(doc, nlp.vocab) for doc in docs), batch_size=128))
@@ -71,11 +77,16 @@ def main(
     label: Optional[str] = typer.Option(None, help="List the spans of this type only"),
     top: int = typer.Option(20, help="Most frequent false and missed spans to list"),
     output: Optional[Path] = typer.Option(None, help="Also write the figures as JSON"),
+    skip_name: List[str] = typer.Option([], help="Leave out the sentences with a reference entity of this text "
+                                        "(what one frequent name weighs in the scores); repeatable"),
 ) -> None:
     torch.set_num_threads(1)
     docs = read_docbin(docbin, spacy.blank("xx").vocab)
     reference = docs if against is None else predict(against, docs)
-    errors = entity_errors(predict(model, docs), reference)
+    pairs = without_names(predict(model, docs), reference, skip_name)
+    if skip_name:
+        print(f"Left out {len(docs) - len(pairs)} of {len(docs)} sentences, those with {', '.join(skip_name)}")
+    errors = entity_errors(*zip(*pairs)) if pairs else {}
     figures = {}
     for name in sorted(errors, key=lambda n: (n != "ALL", n)):
         figures[name] = {**errors[name].scores(), "false": errors[name].false.most_common(top),
@@ -90,6 +101,7 @@ def main(
               f"{name} false spans by tokens: {figures[name]['false_by_tokens']}")
     if output is not None:
         output.write_text(json.dumps({"model": str(model), "docbin": str(docbin), "against": str(against or "gold"),
+                                      "skipped_names": skip_name, "skipped_sentences": len(docs) - len(pairs),
                                       "types": figures}, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -34,3 +34,12 @@ def test_false_missed_and_scores_per_type_agree_with_spacy():
     assert errors["ALL"].scores()["f1"] == round(100 * spacy_scores["ents_f"], 2)
     assert errors["LOC"].scores()["precision"] == round(100 * spacy_scores["ents_per_type"]["LOC"]["p"], 2)
     assert errors["MISC"].scores() == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "predicted": 1, "reference": 0}
+
+
+def test_sentences_with_a_named_reference_entity_are_left_out():
+    vocab = spacy.blank("es").vocab
+    gold = [doc(vocab, (4, 6, "LOC"), (8, 9, "LOC")), doc(vocab, (8, 9, "LOC"))]
+    pred = [doc(vocab, (4, 5, "LOC")), doc(vocab)]
+    assert entity_errors.without_names(pred, gold, ["La Coruña"]) == [(pred[1], gold[1])]
+    assert entity_errors.without_names(pred, gold, ["La"]) == list(zip(pred, gold))  # a predicted span is no reason
+    assert entity_errors.without_names(pred, gold, []) == list(zip(pred, gold))

@@ -487,6 +487,36 @@ def test_the_concner_gain_compares_the_same_seeds(accuracy):
     assert "| concner - en (same seeds) | +1.00 |" in report
 
 
+def test_the_mcl_target_is_the_mean_over_its_languages_of_same_seed_differences(accuracy):
+    base = {"recipe": accuracy.RECIPE, "n_source": 1000, "precision": 1.0, "recall": 1.0, "f1_per_type": {},
+            "english_dev_f1": 80.0, "train_minutes": 1.0}
+    records = [{**base, "system": system, "lang": lang, "seed": seed, "f1": f1} for system, lang, seed, f1 in [
+        ("concner", "es", 1, 66.0), ("mcl_ner", "es", 1, 64.0), ("concner", "es", 2, 60.0),
+        ("concner", "nl", 1, 68.0), ("mcl_ner", "nl", 1, 69.0),
+    ]]
+    assert accuracy.same_seed_gain(records, ("es", 1000), "mcl_ner", "concner") == -2.0  # seed 2 has no mcl_ner
+    assert "not all measured yet" in accuracy.mcl_target_line(records)
+    records += [{**base, "system": "concner", "lang": "de", "seed": 1, "f1": 70.0},
+                {**base, "system": "mcl_ner", "lang": "de", "seed": 1, "f1": 71.5}]
+    assert accuracy.mcl_target_line(records).endswith(": +0.17, met.")
+    records[1]["f1"] = 63.0
+    assert accuracy.mcl_target_line(records).endswith(": -0.17, not met.")
+    assert "| mcl_ner - concner (same seeds) |" in accuracy.markdown_report(records)
+
+
+def test_report_rewrites_the_table_and_plot_from_the_records(accuracy, tmp_path, monkeypatch):
+    plotted = []
+    monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: plotted.append(path))
+    record = {"recipe": accuracy.RECIPE, "system": "en", "lang": "es", "dataset": "conll", "n_source": 1000,
+              "seed": 1, "precision": 1.0, "recall": 1.0, "f1": 61.5, "f1_per_type": {}, "english_dev_f1": 80.0,
+              "train_minutes": 1.0}
+    (tmp_path / "accuracy.json").write_text(json.dumps([record]))
+    accuracy.main(results=tmp_path, report=True, recollect=False)
+    assert "| en | 61.50 |" in (tmp_path / "accuracy.md").read_text()
+    assert plotted == [tmp_path / "accuracy.png"]
+    assert json.loads((tmp_path / "accuracy.json").read_text()) == [record]
+
+
 def test_a_new_recipe_runs_again_and_shows_the_earlier_one_below(accuracy, tmp_path, monkeypatch):
     """Records of an earlier recipe neither count as done nor mix into the current table."""
     monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)
@@ -525,5 +555,5 @@ def test_the_benchmark_runs_what_the_current_recipe_lacks(accuracy, tmp_path, mo
     accuracy.Results(results).add(dict(accuracy.collect(None, None, None, "en", None), recipe=accuracy.RECIPE - 1))
     accuracy.Results(results).add(accuracy.collect(None, None, None, "concner_teacher", None))
     accuracy.main(langs="de", systems="en,concner_teacher", ablation_langs="", n_source=1000, seeds="1",
-                  data_dir=data, results=results, runs=tmp_path / "runs", threads=1, recollect=False)
+                  data_dir=data, results=results, runs=tmp_path / "runs", threads=1, recollect=False, report=False)
     assert ran == ["en"]

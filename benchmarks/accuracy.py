@@ -5,7 +5,8 @@ ablations, side by side with the same encoder, samples and seeds, on the target 
 
 A thin driver over project.yml: each system is the project workflow of its name, run with
 `spacy project run SYSTEM RUN_DIR --vars...` and the vars of benchmarks/targets.yml.
-Weasel's lock file decides what is up to date. Every source dataset, N and seed has its
+Weasel's lock file decides what is up to date, with each language's entries of its own
+(locks/LANG.lock in the run folder, laid over project.lock for the language's runs). Every source dataset, N and seed has its
 own run folder (runs/SOURCE-nN-sSEED-rRECIPE: project.yml and configs/ copied, its
 outputs and lock file its own), so that the target languages of one English sample
 share its En model, and runs of other samples can go on at the same time in another
@@ -99,6 +100,30 @@ def run_dir(runs: Path, variables: Dict) -> Path:
     if not (folder / SHARED_FOLDER).is_symlink() and not (folder / SHARED_FOLDER).exists():
         (folder / SHARED_FOLDER).symlink_to(ROOT / SHARED_FOLDER)
     return folder
+
+
+@contextmanager
+def language_lock(folder: Path, lang: str) -> Iterator[None]:
+    """The run folder's project.lock with `lang`'s entries, while its workflows run.
+
+    weasel keeps one lock entry per command name, and the languages of a run folder share
+    the commands: each language's run overwrote the other's entries, so that the next
+    run of the other redid every step, its teacher's training too (with the same
+    result, at the same cost). Each language's entries are kept in locks/LANG.lock and
+    laid over project.lock before its next run: its own steps keep their entries, and a
+    step it has not run yet (the En model of the English sample, which the languages
+    share) keeps the entry of the run that made its output."""
+    lock, saved = folder / "project.lock", folder / "locks" / f"{lang}.lock"
+    if saved.exists():
+        entries = {**(srsly.read_yaml(lock) if lock.exists() else {}), **srsly.read_yaml(saved)}
+        with atomic_path(lock) as tmp:
+            srsly.write_yaml(tmp, entries)
+    try:
+        yield
+    finally:  # after a failure too: weasel writes an entry after each step that ran
+        if lock.exists():
+            saved.parent.mkdir(exist_ok=True)
+            copy_atomic(lock, saved)
 
 
 def copy_atomic(source: Path, target: Path) -> None:
@@ -401,7 +426,8 @@ def run_language(table: "Results", lang: str, systems: List[str], n_source: int,
         return
     variables = project_vars(lang, n_source, seed, data_dir)
     folder = run_dir(runs, variables)
-    with locked(folder / "project.yml", waiting=f"=== waiting for {folder}: another accuracy.py runs there"):
+    waiting = f"=== waiting for {folder}: another accuracy.py runs there"
+    with locked(folder / "project.yml", waiting=waiting), language_lock(folder, lang):
         for system in todo():  # again: the other process may have run some
             print(f"=== {system} {lang} N={n_source} seed={seed} in {folder}", flush=True)
             run_workflow(folder, variables, system, threads)

@@ -517,6 +517,28 @@ def test_report_rewrites_the_table_and_plot_from_the_records(accuracy, tmp_path,
     assert json.loads((tmp_path / "accuracy.json").read_text()) == [record]
 
 
+def test_each_language_of_a_run_folder_keeps_its_own_project_lock(accuracy, tmp_path):
+    """Regression: weasel's one lock entry per command name made the languages of a run
+    folder overwrite each other's, and each run of one language retrained what the
+    other had trained (the seed-1 es teacher with the code-switched view, after nl)."""
+    import srsly
+
+    lock = tmp_path / "project.lock"
+    srsly.write_yaml(lock, {"sample": "en sample"})
+    with accuracy.language_lock(tmp_path, "es"):
+        srsly.write_yaml(lock, {"sample": "en sample", "translate": "es", "train-en": "en model"})
+    with accuracy.language_lock(tmp_path, "nl"):  # its first run: project.lock as it is
+        srsly.write_yaml(lock, {**srsly.read_yaml(lock), "translate": "nl"})
+    with accuracy.language_lock(tmp_path, "es"):
+        assert srsly.read_yaml(lock)["translate"] == "es"
+    srsly.write_yaml(tmp_path / "locks" / "nl.lock", {"translate": "nl"})  # from before es trained En
+    with pytest.raises(RuntimeError), accuracy.language_lock(tmp_path, "nl"):
+        assert srsly.read_yaml(lock) == {"sample": "en sample", "translate": "nl", "train-en": "en model"}
+        srsly.write_yaml(lock, {**srsly.read_yaml(lock), "train-teacher": "nl"})
+        raise RuntimeError("a later step failed")
+    assert srsly.read_yaml(tmp_path / "locks" / "nl.lock")["train-teacher"] == "nl"
+
+
 def test_a_new_recipe_runs_again_and_shows_the_earlier_one_below(accuracy, tmp_path, monkeypatch):
     """Records of an earlier recipe neither count as done nor mix into the current table."""
     monkeypatch.setattr(accuracy, "plot_f1", lambda records, path: None)

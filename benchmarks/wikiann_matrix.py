@@ -23,7 +23,7 @@ Writes to --results (default benchmarks/results):
                        a rerun keeps the records of the same --sentences and scores only
                        the rest (remove a model's records to score it again)
   wikiann_matrix.md    F1 per language (rows, grouped by script) and model (columns), the
-                       mean per script and overall, and the command
+                       mean per script and overall, and the command; with the JSON
   wikiann_matrix.png   F1 per language, grouped and coloured by script
 Words per second are those of the run (torch --threads threads), on whatever else the
 machine was doing.

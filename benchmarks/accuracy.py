@@ -6,13 +6,12 @@ ablations, side by side with the same encoder, samples and seeds, on the target 
 A thin driver over project.yml: each system is the project workflow of its name, run with
 `spacy project run SYSTEM RUN_DIR --vars...` and the vars of benchmarks/targets.yml.
 Weasel's lock file decides what is up to date, with each language's entries of its own
-(locks/LANG.lock in the run folder, laid over project.lock for the language's runs). Every source dataset, N and seed has its
-own run folder (runs/SOURCE-nN-sSEED-rRECIPE: project.yml and configs/ copied, its
-outputs and lock file its own), so that the target languages of one English sample
-share its En model, and runs of other samples can go on at the same time in another
-process. Resumable: a
-system whose record exists is skipped; a run that stopped resumes from the workflow's
-last finished command.
+(locks/LANG.lock in the run folder, laid over project.lock for the language's runs).
+Every source dataset, N and seed has its own run folder (runs/SOURCE-nN-sSEED-rRECIPE:
+project.yml and configs/ copied, its outputs and lock file its own), so that the target
+languages of one English sample share its En model, and runs of other samples can go on
+at the same time in another process. Resumable: a system whose record exists is skipped;
+a run that stopped resumes from the workflow's last finished command.
 
 The recipe (benchmarks/targets.yml) numbers the protocol the records were made with:
 every record and run folder carries it, the tables show the current recipe's records

@@ -14,9 +14,9 @@ tokens, and how many of them a decoding splits into two or more predicted entiti
 inside their span (the type flip B-LOC I-ORG that greedy decoding reads as two
 entities).
 
-Writes to --results: decoding.json (one record per accuracy record, written after each;
-a rerun skips the records it has) and, at the end, decoding.md from all of decoding.json
-(the records and the mean gain per system and language).
+Writes to --results: decoding.json (one record per accuracy record; a rerun skips the
+records it has) and decoding.md from all of decoding.json (the records and the mean gain
+per system and language), both after each record, or once when there is nothing to score.
 """
 import statistics
 from pathlib import Path
@@ -152,7 +152,7 @@ def main(
         done.append(result)
         done.sort(key=lambda r: (r["lang"], r["system"], r["seed"]))
         write_records(out, done, markdown(done) + "\n")  # after each: a rerun resumes from it
-    if done:  # a rerun with nothing to score still writes the table afresh
+    if done and not asked:  # nothing to score: the table afresh (after a change of the report)
         write_records(out, done, markdown(done) + "\n")
 
 

@@ -8,6 +8,9 @@ labels are read).
     python benchmarks/entity_errors.py training/es/concner-n1000-s3/model-best corpus/es/test.spacy --label MISC
     python benchmarks/entity_errors.py STUDENT corpus/nl/dev.spacy --against TEACHER
     python benchmarks/entity_errors.py TEACHER corpus/nl/test.spacy --skip-name "De Morgen"
+
+Each model decodes as its config says, or as --decoding sets (the token classifiers of a
+run trained with greedy decoding, scored with Viterbi); the JSON names the decoding.
 """
 import json
 from collections import Counter
@@ -21,6 +24,7 @@ import typer
 from spacy.tokens import Doc
 
 from spacy_concner.corpora import words_only
+from spacy_concner.decoding import DECODINGS, pipeline_decoding
 from spacy_concner.files import read_docbin
 
 
@@ -65,9 +69,11 @@ def without_names(predicted: List[Doc], reference: List[Doc], names: Sequence[st
     return [(pred, ref) for pred, ref in zip(predicted, reference) if not any(e.text in names for e in ref.ents)]
 
 
-def predict(model: Path, docs: List[Doc]) -> List[Doc]:
+def predict(model: Path, docs: List[Doc], decoding: Optional[str] = None) -> Tuple[List[Doc], Optional[str]]:
+    """The model's Docs of the words of `docs`, and the decoding they were made with."""
     nlp = spacy.load(model)
-    return list(nlp.pipe((words_only(doc, nlp.vocab) for doc in docs), batch_size=128))
+    used = pipeline_decoding(nlp, decoding)
+    return list(nlp.pipe((words_only(doc, nlp.vocab) for doc in docs), batch_size=128)), used
 
 
 def main(
@@ -79,11 +85,13 @@ def main(
     output: Optional[Path] = typer.Option(None, help="Also write the figures as JSON"),
     skip_name: List[str] = typer.Option([], help="Leave out the sentences with a reference entity of this text "
                                         "(what one frequent name weighs in the scores); repeatable"),
+    decoding: Optional[str] = typer.Option(None, help=f"Decoding of both models: {', '.join(DECODINGS)} (default: each its own)"),
 ) -> None:
     torch.set_num_threads(1)
     docs = read_docbin(docbin, spacy.blank("xx").vocab)
-    reference = docs if against is None else predict(against, docs)
-    pairs = without_names(predict(model, docs), reference, skip_name)
+    reference = docs if against is None else predict(against, docs, decoding)[0]
+    predicted, used = predict(model, docs, decoding)
+    pairs = without_names(predicted, reference, skip_name)
     if skip_name:
         print(f"Left out {len(docs) - len(pairs)} of {len(docs)} sentences, those with {', '.join(skip_name)}")
     errors = entity_errors(*zip(*pairs)) if pairs else {}
@@ -101,7 +109,7 @@ def main(
               f"{name} false spans by tokens: {figures[name]['false_by_tokens']}")
     if output is not None:
         output.write_text(json.dumps({"model": str(model), "docbin": str(docbin), "against": str(against or "gold"),
-                                      "skipped_names": skip_name, "skipped_sentences": len(docs) - len(pairs),
+                                      "decoding": used, "skipped_names": skip_name, "skipped_sentences": len(docs) - len(pairs),
                                       "types": figures}, indent=1, ensure_ascii=False) + "\n")
 
 

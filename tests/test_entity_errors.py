@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import spacy
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
@@ -43,3 +44,22 @@ def test_sentences_with_a_named_reference_entity_are_left_out():
     assert entity_errors.without_names(pred, gold, ["La Coruña"]) == [(pred[1], gold[1])]
     assert entity_errors.without_names(pred, gold, ["La"]) == list(zip(pred, gold))  # a predicted span is no reason
     assert entity_errors.without_names(pred, gold, []) == list(zip(pred, gold))
+
+
+def test_predict_sets_and_reports_the_decoding(tiny_bert_dir, paired_docbins, tmp_path):
+    from spacy.training.initialize import init_nlp
+
+    from conftest import write_ruler_pipeline
+    from test_pipeline import concner_config
+
+    model = tmp_path / "model"
+    init_nlp(concner_config(tiny_bert_dir, paired_docbins)).to_disk(model)
+    docs = [doc(spacy.blank("es").vocab, (8, 9, "LOC"))]
+    predicted, used = entity_errors.predict(model, docs, "greedy")
+    assert used == "greedy" and [t.text for t in predicted[0]] == WORDS
+    assert entity_errors.predict(model, docs)[1] == "viterbi"  # the config's own
+    ruler = write_ruler_pipeline(tmp_path / "ruler", "es", [{"label": "LOC", "pattern": "Madrid"}])
+    assert [e.text for e in entity_errors.predict(ruler, docs)[0][0].ents] == ["Madrid"]
+    assert entity_errors.predict(ruler, docs)[1] is None
+    with pytest.raises(ValueError, match="no component of the pipeline"):
+        entity_errors.predict(ruler, docs, "viterbi")

@@ -246,27 +246,29 @@ def mean_std(values: List[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def same_seed_gain(records: List[Dict], column: Tuple[str, int], system: str, base: str) -> Optional[float]:
-    """Mean F1 of `system` minus `base` over the seeds of `column` (lang, n_source) that
-    have both: samples differ by several F1, so only the same samples are compared."""
+def same_seed_gain(records: List[Dict], column: Tuple[str, int], system: str, base: str,
+                   key: str = "f1") -> Optional[float]:
+    """Mean `key` (F1) of `system` minus `base` over the seeds of `column` (lang, n_source)
+    that have both: samples differ by several F1, so only the same samples are compared."""
     by_seed: Dict[int, Dict[str, float]] = {}
     for r in records:
-        if (r["lang"], r["n_source"]) == column:
-            by_seed.setdefault(r["seed"], {})[r["system"]] = r["f1"]
-    diffs = [f1[system] - f1[base] for f1 in by_seed.values() if system in f1 and base in f1]
+        if (r["lang"], r["n_source"]) == column and r.get(key) is not None:
+            by_seed.setdefault(r["seed"], {})[r["system"]] = r[key]
+    diffs = [score[system] - score[base] for score in by_seed.values() if system in score and base in score]
     return statistics.mean(diffs) if diffs else None
 
 
-def f1_table(records: List[Dict], paper: bool = True) -> List[str]:
-    """Mean ± std F1 per system (rows) and language (columns), the same-seed differences
-    of targets.yml's comparisons, and the paper's rows."""
+def score_table(records: List[Dict], key: str = "f1", paper: bool = True, comparisons: str = "comparisons") -> List[str]:
+    """Mean ± std of `key` (test F1, or English dev F1) per system (rows) and language
+    (columns), the same-seed differences of targets.yml's `comparisons`, and the paper's rows."""
     if not records:
         return ["No records yet."]
     columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
     systems = sorted({r["system"] for r in records}, key=lambda s: (ALL_SYSTEMS + [s]).index(s))
 
-    def f1s(system, column):
-        return [r["f1"] for r in records if (r["system"], r["lang"], r["n_source"]) == (system, *column)]
+    def scores(system, column):
+        return [r[key] for r in records
+                if (r["system"], r["lang"], r["n_source"]) == (system, *column) and r.get(key) is not None]
 
     def seeds(column):
         return sorted({r["seed"] for r in records if (r["lang"], r["n_source"]) == column})
@@ -274,10 +276,10 @@ def f1_table(records: List[Dict], paper: bool = True) -> List[str]:
     head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
     lines = ["| system | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
     for system in systems:
-        cells = [mean_std(f1s(system, c)) if f1s(system, c) else "" for c in columns]
+        cells = [mean_std(scores(system, c)) if scores(system, c) else "" for c in columns]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    for system, base in TARGETS["comparisons"]:
-        gains = [same_seed_gain(records, c, system, base) for c in columns]
+    for system, base in TARGETS[comparisons]:
+        gains = [same_seed_gain(records, c, system, base, key) for c in columns]
         if any(g is not None for g in gains):
             cells = ["" if g is None else f"{g:+.2f}" for g in gains]
             lines.append(f"| {system} - {base} (same seeds) | " + " | ".join(cells) + " |")
@@ -319,9 +321,15 @@ def markdown_report(records: List[Dict]) -> str:
         "",
         recipe_line(RECIPE),
         "",
-        *f1_table(current),
+        *score_table(current),
         "",
         mcl_target_line(current),
+        "",
+        "English dev F1 of each system's last model (mean ± std over seeds), on which "
+        "every choice rests: the checkpoints, and which method the default workflow trains. "
+        "A student's is not comparable to a teacher's: ConCNER's students train on target text alone.",
+        "",
+        *score_table(current, "english_dev_f1", paper=False, comparisons="dev_comparisons"),
     ]
     lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
               f"training run is at most {CONVERGED_GAIN} above the best before it "
@@ -329,7 +337,7 @@ def markdown_report(records: List[Dict]) -> str:
               + ("; ".join(rising_runs(current)) or "none") + "."]
     for recipe in sorted({r["recipe"] for r in records} - {RECIPE}, reverse=True):
         lines += ["", f"## Recipe {recipe} (earlier)", "", recipe_line(recipe), "",
-                  *f1_table(of_recipe(records, recipe), paper=False)]
+                  *score_table(of_recipe(records, recipe), paper=False)]
     keys = ["recipe", "system", "lang", "n_source", "seed", "precision", "recall", "f1", "f1_per_type",
             "english_dev_f1", "dev_gain_last_quarter", "train_minutes", "encoder_precision", "model"]
     lines += ["", "## Records", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]

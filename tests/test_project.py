@@ -579,3 +579,23 @@ def test_the_benchmark_runs_what_the_current_recipe_lacks(accuracy, tmp_path, mo
     accuracy.main(langs="de", systems="en,concner_teacher", ablation_langs="", n_source=1000, seeds="1",
                   data_dir=data, results=results, runs=tmp_path / "runs", threads=1, recollect=False, report=False)
     assert ran == ["en"]
+
+
+def test_the_report_shows_english_dev_f1_beside_the_test_f1(accuracy):
+    """The method and the checkpoints are chosen on English dev: accuracy.md shows its
+    mean per system and language, and the same-seed differences, under the test table."""
+    base = {"recipe": accuracy.RECIPE, "lang": "de", "dataset": "wikiann", "n_source": 1000, "precision": 1.0,
+            "recall": 1.0, "f1_per_type": {}, "train_minutes": 1.0}
+    report = accuracy.markdown_report([
+        {**base, "system": "concner_teacher", "seed": 1, "f1": 70.0, "english_dev_f1": 75.0},
+        {**base, "system": "concner_teacher", "seed": 2, "f1": 68.0, "english_dev_f1": 73.0},
+        {**base, "system": "mcl_ner_teacher", "seed": 1, "f1": 71.0, "english_dev_f1": 74.5},
+        {**base, "system": "eat", "seed": 1, "f1": 60.0, "english_dev_f1": None},
+    ])
+    test_table, dev_table = report.split("English dev F1 of each system's last model")[:2]
+    assert "| concner_teacher | 69.00 ± 1.41 |" in test_table
+    assert "| mcl_ner_teacher - concner_teacher (same seeds) | +1.00 |" in test_table
+    assert "| concner_teacher | 74.00 ± 1.41 |" in dev_table
+    assert "| mcl_ner_teacher - concner_teacher (same seeds) | -0.50 |" in dev_table
+    assert "| eat |  |" in dev_table and "paper:" not in dev_table.split("## Records")[0]
+    assert "| concner - en (same seeds)" not in dev_table  # a student against a model trained on English

@@ -19,7 +19,8 @@ and the earlier recipes' below them, so a change of recipe runs everything again
 
 Writes to --results (default benchmarks/results):
   accuracy.json   one record per recipe, system, language, N and seed (F1 etc. 0-100)
-  accuracy.md     F1 per system and language (mean ± std over seeds), the paper's, records
+  accuracy.md     test F1 and English dev F1 per system and language (mean ± std over
+                  seeds), same-seed differences, the paper's, records
   accuracy.png    bar chart of F1 per language and system (the current recipe)
   curves/LANG-nN-sSEED-rRECIPE/COMMAND.jsonl   the English dev curve of every training command
 """

@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS = srsly.read_yaml(ROOT / "benchmarks" / "targets.yml")
 RECORD_KEY = ("recipe", "system", "lang", "n_source", "seed")
 RECIPE = TARGETS["recipe"]  # the current one: its records make the tables
+# [system, baseline] pairs: the teachers' under the English dev table too
+TEACHER_COMPARISONS = TARGETS["comparisons"]["teachers"]
+TEST_COMPARISONS = TARGETS["comparisons"]["students"] + TEACHER_COMPARISONS
 ALL_SYSTEMS = TARGETS["systems"] + TARGETS["ablations"] + TARGETS["mcl_systems"] + TARGETS["eat_systems"]  # in table order
 CONVERGED_GAIN = 1.0  # F1 points: more in the last quarter of a run, and it was still rising
 # copied into a new run folder, so that a resumed run keeps the recipe it started with
@@ -259,9 +262,11 @@ def same_seed_gain(records: List[Dict], column: Tuple[str, int], system: str, ba
     return statistics.mean(diffs) if diffs else None
 
 
-def score_table(records: List[Dict], key: str = "f1", paper: bool = True, comparisons: str = "comparisons") -> List[str]:
+def score_table(records: List[Dict], key: str = "f1", paper: bool = True,
+                comparisons: Sequence[Sequence[str]] = TEST_COMPARISONS) -> List[str]:
     """Mean ± std of `key` (test F1, or English dev F1) per system (rows) and language
-    (columns), the same-seed differences of targets.yml's `comparisons`, and the paper's rows."""
+    (columns), the same-seed differences of `comparisons` ([system, baseline]), and the
+    paper's rows."""
     if not records:
         return ["No records yet."]
     columns = list(dict.fromkeys((r["lang"], r["n_source"]) for r in records))
@@ -277,9 +282,9 @@ def score_table(records: List[Dict], key: str = "f1", paper: bool = True, compar
     head = [f"{lang} (N={n}, seeds {','.join(map(str, seeds((lang, n))))})" for lang, n in columns]
     lines = ["| system | " + " | ".join(head) + " |", "| --- |" + " ---: |" * len(head)]
     for system in systems:
-        cells = [mean_std(scores(system, c)) if scores(system, c) else "" for c in columns]
+        cells = [mean_std(values) if values else "" for values in (scores(system, c) for c in columns)]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    for system, base in TARGETS[comparisons]:
+    for system, base in comparisons:
         gains = [same_seed_gain(records, c, system, base, key) for c in columns]
         if any(g is not None for g in gains):
             cells = ["" if g is None else f"{g:+.2f}" for g in gains]
@@ -330,7 +335,7 @@ def markdown_report(records: List[Dict]) -> str:
         "every choice rests: the checkpoints, and which method the default workflow trains. "
         "A student's is not comparable to a teacher's: ConCNER's students train on target text alone.",
         "",
-        *score_table(current, "english_dev_f1", paper=False, comparisons="dev_comparisons"),
+        *score_table(current, "english_dev_f1", paper=False, comparisons=TEACHER_COMPARISONS),
     ]
     lines += ["", f"Converged: the best English dev F1 of the last quarter of each system's last "
               f"training run is at most {CONVERGED_GAIN} above the best before it "

@@ -591,6 +591,8 @@ def test_the_report_shows_english_dev_f1_beside_the_test_f1(accuracy):
         {**base, "system": "concner_teacher", "seed": 2, "f1": 68.0, "english_dev_f1": 73.0},
         {**base, "system": "mcl_ner_teacher", "seed": 1, "f1": 71.0, "english_dev_f1": 74.5},
         {**base, "system": "eat", "seed": 1, "f1": 60.0, "english_dev_f1": None},
+        {**base, "system": "en", "seed": 1, "f1": 69.0, "english_dev_f1": 76.0},
+        {**base, "system": "concner", "seed": 1, "f1": 70.5, "english_dev_f1": 67.0},
     ])
     test_table, dev_table = report.split("English dev F1 of each system's last model")[:2]
     assert "| concner_teacher | 69.00 ± 1.41 |" in test_table
@@ -598,4 +600,5 @@ def test_the_report_shows_english_dev_f1_beside_the_test_f1(accuracy):
     assert "| concner_teacher | 74.00 ± 1.41 |" in dev_table
     assert "| mcl_ner_teacher - concner_teacher (same seeds) | -0.50 |" in dev_table
     assert "| eat |  |" in dev_table and "paper:" not in dev_table.split("## Records")[0]
+    assert "| concner - en (same seeds) | +1.50 |" in test_table
     assert "| concner - en (same seeds)" not in dev_table  # a student against a model trained on English
